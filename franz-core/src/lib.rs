@@ -1,0 +1,14 @@
+//! Franz's storage engine and broker state machines. No sockets: the network lives in
+//! franz-net and franz-server.
+//!
+//! Files go through [`disk::Disk`] and time through [`clock::Clock`], so the same code runs
+//! on real files and inside the deterministic simulation.
+
+pub mod batch;
+pub mod clock;
+pub mod disk;
+pub mod log;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use disk::{Disk, RealDisk, SimDisk, SimDiskFaults};
+pub use log::{AppendInfo, FlushPolicy, Log, LogConfig, LogError, ReadInfo, RetentionOutcome, TimestampOffset};
