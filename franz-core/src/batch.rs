@@ -140,9 +140,7 @@ impl BatchHeader {
             record_count: i32_at(buf, 57),
         };
         if header.magic != MAGIC_V2 {
-            return Err(BatchError::UnsupportedMagic {
-                magic: header.magic,
-            });
+            return Err(BatchError::UnsupportedMagic { magic: header.magic });
         }
         if header.batch_length < (HEADER_LEN - LOG_OVERHEAD) as i32 {
             return Err(BatchError::LengthTooSmall {
@@ -404,23 +402,23 @@ impl<'a> RecordParser<'a> {
     }
 }
 
-/// Returns the offset and timestamp of the first record of `batch` whose timestamp is at
-/// or after `timestamp`, or `None` when no record is that late.
-pub fn find_timestamp(batch: &[u8], timestamp: i64) -> Result<Option<(i64, i64)>, BatchError> {
+/// Returns the offset and timestamp of the first record of `batch` at or after
+/// `min_offset` whose timestamp is at or after `timestamp`, or `None` when there is none.
+pub fn find_timestamp(batch: &[u8], timestamp: i64, min_offset: i64) -> Result<Option<(i64, i64)>, BatchError> {
     let header = BatchHeader::parse(batch)?;
-    if header.max_timestamp < timestamp {
+    if header.max_timestamp < timestamp || header.last_offset() < min_offset {
         return Ok(None);
     }
     if header.timestamp_type() == TimestampType::LogAppendTime {
-        return Ok(Some((header.base_offset, header.max_timestamp)));
+        return Ok(Some((header.base_offset.max(min_offset), header.max_timestamp)));
     }
     let records = Bytes::copy_from_slice(&batch[HEADER_LEN..header.size()]);
     let records = decompress(header.compression()?, records)?;
     let mut parser = RecordParser::new(&records, header.record_count);
     while let Some(record) = parser.next_record()? {
         let record_timestamp = header.base_timestamp + record.timestamp_delta;
-        if record_timestamp >= timestamp {
-            let offset = header.base_offset + i64::from(record.offset_delta);
+        let offset = header.base_offset + i64::from(record.offset_delta);
+        if record_timestamp >= timestamp && offset >= min_offset {
             return Ok(Some((offset, record_timestamp)));
         }
     }

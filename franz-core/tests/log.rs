@@ -94,7 +94,10 @@ fn append_rejects_truncated_and_empty_input() {
         let mut cut = batch(2, 0, 10);
         cut.truncate(cut.len() - 3);
         assert!(matches!(log.append(cut, 0).await, Err(LogError::InvalidBatch { .. })));
-        assert!(matches!(log.append(BytesMut::new(), 0).await, Err(LogError::InvalidBatch { .. })));
+        assert!(matches!(
+            log.append(BytesMut::new(), 0).await,
+            Err(LogError::InvalidBatch { .. })
+        ));
         assert_eq!(log.size_bytes().await, 0);
     });
 }
@@ -187,7 +190,17 @@ fn read_at_end_is_empty_and_past_end_is_out_of_range() {
         assert!(read.records.is_empty());
         assert_eq!(read.log_end_offset, 2);
         let error = log.read(3, 1024).await.unwrap_err();
-        assert!(matches!(error, LogError::OffsetOutOfRange { offset: 3, log_end_offset: 2, .. }), "{error}");
+        assert!(
+            matches!(
+                error,
+                LogError::OffsetOutOfRange {
+                    offset: 3,
+                    log_end_offset: 2,
+                    ..
+                }
+            ),
+            "{error}"
+        );
     });
 }
 
@@ -200,7 +213,14 @@ fn read_below_log_start_reports_log_start() {
         assert_eq!(log.delete_records_before(4).await.unwrap(), 4);
         let error = log.read(3, 1024).await.unwrap_err();
         assert!(
-            matches!(error, LogError::OffsetOutOfRange { offset: 3, log_start_offset: 4, .. }),
+            matches!(
+                error,
+                LogError::OffsetOutOfRange {
+                    offset: 3,
+                    log_start_offset: 4,
+                    ..
+                }
+            ),
             "{error}"
         );
         assert!(log.read(4, 1024).await.is_ok());
@@ -209,7 +229,13 @@ fn read_below_log_start_reports_log_start() {
 
 #[test]
 fn timestamp_lookup_looks_inside_batches() {
-    for compression in [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd] {
+    for compression in [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ] {
         let dir = tempfile::tempdir().unwrap();
         block_on(async {
             let (log, _clock) = open(&RealDisk, dir.path(), LogConfig::default(), 0).await;
@@ -240,7 +266,9 @@ fn timestamp_lookup_spans_segments_and_indexes() {
         let (log, _clock) = open(&RealDisk, dir.path(), small_segments(), 0).await;
         let mut stored = Vec::new();
         for step in 0..200 {
-            log.append(batch_with(&[step * 10, step * 10 + 5], 50, Compression::None), 0).await.unwrap();
+            log.append(batch_with(&[step * 10, step * 10 + 5], 50, Compression::None), 0)
+                .await
+                .unwrap();
             stored.push((step * 2, step * 10));
             stored.push((step * 2 + 1, step * 10 + 5));
         }
@@ -248,7 +276,11 @@ fn timestamp_lookup_spans_segments_and_indexes() {
         for target in [0, 1, 5, 6, 995, 1000, 1001, 1995, 1996] {
             let expected = stored.iter().find(|(_, timestamp)| *timestamp >= target).copied();
             let found = log.offset_for_timestamp(target).await.unwrap();
-            assert_eq!(found.map(|found| (found.offset, found.timestamp)), expected, "timestamp {target}");
+            assert_eq!(
+                found.map(|found| (found.offset, found.timestamp)),
+                expected,
+                "timestamp {target}"
+            );
         }
     });
 }
@@ -265,7 +297,10 @@ fn segments_roll_on_size() {
         let per_segment = 4096 / one.len() as i64;
         let bases = log.segment_base_offsets().await;
         assert_eq!(bases.len() as i64, (40 + per_segment - 1) / per_segment);
-        assert!(bases.windows(2).all(|pair| pair[1] - pair[0] == per_segment), "{bases:?}");
+        assert!(
+            bases.windows(2).all(|pair| pair[1] - pair[0] == per_segment),
+            "{bases:?}"
+        );
         let name = format!("{:020}.log", bases[1]);
         assert!(dir.path().join(name).exists());
         assert_eq!(read_all(&log, 0).await.len(), 40);
@@ -332,11 +367,17 @@ fn retention_by_time_deletes_expired_segments() {
         assert_eq!(outcome.log_start_offset, bases[2]);
         assert_eq!(log.log_start_offset().await, bases[2]);
         assert!(!dir.path().join(format!("{:020}.log", bases[0])).exists());
-        assert!(matches!(log.read(0, 1024).await, Err(LogError::OffsetOutOfRange { .. })));
+        assert!(matches!(
+            log.read(0, 1024).await,
+            Err(LogError::OffsetOutOfRange { .. })
+        ));
 
         clock.set(1_000_000);
         let outcome = log.enforce_retention().await.unwrap();
-        assert_eq!(outcome.log_start_offset, 30, "the expired active segment rolls and goes");
+        assert_eq!(
+            outcome.log_start_offset, 30,
+            "the expired active segment rolls and goes"
+        );
         assert_eq!(log.log_end_offset().await, 30);
         assert_eq!(log.size_bytes().await, 0);
         let info = log.append(batch(1, 1_000_000, 10), 0).await.unwrap();
@@ -362,7 +403,10 @@ fn retention_by_size_keeps_newest_segments() {
         assert!(outcome.deleted_segments > 0);
         let after = log.size_bytes().await;
         assert!(after >= 8192 - 4096 && after < before, "before {before}, after {after}");
-        assert_eq!(read_all(&log, outcome.log_start_offset).await.len() as i64, 60 - outcome.log_start_offset);
+        assert_eq!(
+            read_all(&log, outcome.log_start_offset).await.len() as i64,
+            60 - outcome.log_start_offset
+        );
     });
 }
 
@@ -379,7 +423,10 @@ fn delete_records_moves_log_start_and_drops_segments() {
         assert_eq!(log.delete_records_before(target).await.unwrap(), target);
         assert_eq!(log.segment_base_offsets().await[0], bases[2]);
         assert_eq!(read_all(&log, target).await.first().unwrap().offset, target);
-        assert!(matches!(log.delete_records_before(41).await, Err(LogError::OffsetOutOfRange { .. })));
+        assert!(matches!(
+            log.delete_records_before(41).await,
+            Err(LogError::OffsetOutOfRange { .. })
+        ));
     });
 }
 
@@ -396,9 +443,16 @@ fn truncate_removes_tail_and_appends_continue() {
         log.truncate_to(31).await.unwrap();
         assert_eq!(log.log_end_offset().await, 30);
         assert!(log.segment_base_offsets().await.iter().all(|base| *base <= 30));
-        assert!(bases.iter().any(|base| *base > 30), "the test needs a segment past the cut");
+        assert!(
+            bases.iter().any(|base| *base > 30),
+            "the test needs a segment past the cut"
+        );
         assert_eq!(log.offset_for_timestamp(14).await.unwrap().unwrap().offset, 28);
-        assert_eq!(log.offset_for_timestamp(15).await.unwrap(), None, "truncated records are gone");
+        assert_eq!(
+            log.offset_for_timestamp(15).await.unwrap(),
+            None,
+            "truncated records are gone"
+        );
 
         let info = log.append(batch(1, 99, 10), 0).await.unwrap();
         assert_eq!(info.base_offset, 30);
@@ -452,7 +506,10 @@ fn invalid_config_is_rejected() {
             ..LogConfig::default()
         };
         let clock = std::sync::Arc::new(franz_core::ManualClock::new(0));
-        let error = franz_core::Log::open(RealDisk, clock, dir.path(), config).await.err().unwrap();
+        let error = franz_core::Log::open(RealDisk, clock, dir.path(), config)
+            .await
+            .err()
+            .unwrap();
         assert!(error.to_string().contains("segment.bytes"), "{error}");
     });
 }

@@ -61,6 +61,7 @@ pub trait Disk: Clone + Send + Sync + 'static {
 ///
 /// Writes are durable only after [`DiskFile::sync`] returns `Ok`. A failed sync leaves it
 /// unknown which writes reached the disk, so callers must treat it as fatal.
+#[allow(clippy::len_without_is_empty)] // A file's emptiness is never asked for.
 pub trait DiskFile: Send + Sync + 'static {
     /// Returns the file's length in bytes.
     fn len(&self) -> impl Future<Output = io::Result<u64>> + Send;
@@ -82,6 +83,7 @@ pub trait DiskFile: Send + Sync + 'static {
 ///
 /// Reads and writes are memory operations and cannot fail. Writes are durable only after
 /// [`MappedFile::flush`]; the simulated disk loses unflushed writes on a crash.
+#[allow(clippy::len_without_is_empty)] // A mapping's emptiness is never asked for.
 pub trait MappedFile: Send + Sync + 'static {
     /// Returns the mapped length in bytes.
     fn len(&self) -> u64;

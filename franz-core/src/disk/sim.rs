@@ -648,7 +648,11 @@ mod tests {
             disk.crash();
 
             let data = disk.contents(&path).unwrap();
-            assert!(data.len() == 100 || data.len() as u64 % SECTOR_BYTES == 0, "len {}", data.len());
+            assert!(
+                data.len() == 100 || data.len() as u64 % SECTOR_BYTES == 0,
+                "len {}",
+                data.len()
+            );
             assert!(data.len() <= 2048);
             assert_eq!(&data[..100], &[1; 100]);
             assert!(data[100..].iter().all(|byte| *byte == 2));

@@ -89,7 +89,10 @@ impl Checkpoint {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(source) => return Err(LogError::io("open checkpoint", &path, source)),
         };
-        let len = file.len().await.map_err(|source| LogError::io("read checkpoint", &path, source))?;
+        let len = file
+            .len()
+            .await
+            .map_err(|source| LogError::io("read checkpoint", &path, source))?;
         let bytes = file
             .read_at(0, len as usize)
             .await
@@ -116,7 +119,9 @@ impl Checkpoint {
         let text = self.encode();
         file.set_len(0).await.map_err(write_error)?;
         file.write_at(0, text.as_bytes()).await.map_err(write_error)?;
-        file.sync().await.map_err(|source| LogError::fatal_io("sync checkpoint", &temporary, source))?;
+        file.sync()
+            .await
+            .map_err(|source| LogError::fatal_io("sync checkpoint", &temporary, source))?;
         disk.rename(&temporary, &path)
             .await
             .map_err(|source| LogError::io("replace checkpoint", &path, source))?;

@@ -40,7 +40,9 @@ pub enum LogError {
          send smaller batches or raise the topic's max.message.bytes"
     )]
     RecordTooLarge { index: usize, size: usize, max: usize },
-    #[error("offset {offset} is out of range: the log holds offsets {log_start_offset} to {log_end_offset} (exclusive)")]
+    #[error(
+        "offset {offset} is out of range: the log holds offsets {log_start_offset} to {log_end_offset} (exclusive)"
+    )]
     OffsetOutOfRange {
         offset: i64,
         log_start_offset: i64,
@@ -160,11 +162,17 @@ struct LogState<D: Disk> {
 
 impl<D: Disk> LogState<D> {
     fn active(&self) -> &Segment<D> {
-        self.segments.values().next_back().expect("a log has at least one segment")
+        self.segments
+            .values()
+            .next_back()
+            .expect("a log has at least one segment")
     }
 
     fn active_mut(&mut self) -> &mut Segment<D> {
-        self.segments.values_mut().next_back().expect("a log has at least one segment")
+        self.segments
+            .values_mut()
+            .next_back()
+            .expect("a log has at least one segment")
     }
 
     fn log_end_offset(&self) -> i64 {
@@ -204,7 +212,12 @@ impl<D: Disk> Log<D> {
     /// an incomplete or zero-filled tail is cut, and an invalid batch with valid data
     /// after it, or anywhere below the recovery point, fails the open with
     /// [`LogError::Corruption`]. Index files that are missing or inconsistent are rebuilt.
-    pub async fn open(disk: D, clock: Arc<dyn Clock>, dir: impl Into<PathBuf>, config: LogConfig) -> Result<Log<D>, LogError> {
+    pub async fn open(
+        disk: D,
+        clock: Arc<dyn Clock>,
+        dir: impl Into<PathBuf>,
+        config: LogConfig,
+    ) -> Result<Log<D>, LogError> {
         let dir = dir.into();
         config.validate().map_err(LogError::InvalidConfig)?;
         disk.create_dir_all(&dir)
@@ -287,8 +300,7 @@ impl<D: Disk> Log<D> {
         let scan_from = base_offsets
             .iter()
             .copied()
-            .filter(|base| *base <= recovery_point)
-            .next_back()
+            .rfind(|base| *base <= recovery_point)
             .unwrap_or(i64::MIN);
         let mut scanned = 0;
         for (position, &base) in base_offsets.iter().enumerate() {
@@ -322,6 +334,18 @@ impl<D: Disk> Log<D> {
                     })
                 }
                 ScanEnd::TornTail { position, reason } => (Some(position), reason),
+            };
+            // A segment that ends short of the next one lost its unsynced tail while a
+            // later segment kept data: the later data must go too, or the log has a hole.
+            let (cut_at, reason) = match (cut_at, next_base) {
+                (None, Some(next_base)) if segment.next_offset < next_base => (
+                    Some(segment.size),
+                    format!(
+                        "the segment ends at offset {} before the next segment's base offset {next_base}",
+                        segment.next_offset
+                    ),
+                ),
+                _ => (cut_at, reason),
             };
             let Some(cut_at) = cut_at else {
                 state.segments.insert(base, segment);
@@ -375,7 +399,11 @@ impl<D: Disk> Log<D> {
         state.log_start_offset = checkpoint_start.max(first_base);
         if state.log_start_offset > state.log_end_offset() {
             let start = state.log_start_offset;
-            warn!(log_start_offset = start, log_end_offset = state.log_end_offset(), "the log start offset passes the recovered end; starting an empty log there");
+            warn!(
+                log_start_offset = start,
+                log_end_offset = state.log_end_offset(),
+                "the log start offset passes the recovered end; starting an empty log there"
+            );
             self.replace_all_segments(&mut state, start).await?;
         }
 
@@ -430,7 +458,14 @@ impl<D: Disk> Log<D> {
         for segment in std::mem::take(&mut state.segments).into_values() {
             segment.delete(&self.disk, &self.dir).await?;
         }
-        let segment = Segment::create(&self.disk, &self.dir, base_offset, self.config.segment_index_bytes, self.clock.now_ms()).await?;
+        let segment = Segment::create(
+            &self.disk,
+            &self.dir,
+            base_offset,
+            self.config.segment_index_bytes,
+            self.clock.now_ms(),
+        )
+        .await?;
         state.segments.insert(base_offset, segment);
         state.folder_changes += 1;
         state.log_start_offset = base_offset;
@@ -472,7 +507,13 @@ impl<D: Disk> Log<D> {
 
     /// Returns the bytes of batches stored in all segments.
     pub async fn size_bytes(&self) -> u64 {
-        self.state.read().await.segments.values().map(|segment| segment.size).sum()
+        self.state
+            .read()
+            .await
+            .segments
+            .values()
+            .map(|segment| segment.size)
+            .sum()
     }
 
     /// Splits `records` into batches and validates each one fully. Returns their headers.
@@ -497,7 +538,8 @@ impl<D: Disk> Log<D> {
                 };
                 return Err(LogError::InvalidBatch { index, source });
             }
-            let header = batch::validate(&rest[..header.size()]).map_err(|source| LogError::InvalidBatch { index, source })?;
+            let header =
+                batch::validate(&rest[..header.size()]).map_err(|source| LogError::InvalidBatch { index, source })?;
             position += header.size();
             headers.push(header);
         }
@@ -520,12 +562,16 @@ impl<D: Disk> Log<D> {
     pub async fn append(&self, mut records: BytesMut, leader_epoch: i32) -> Result<AppendInfo, LogError> {
         let headers = self.validate(&records)?;
         let record_count: u64 = headers.iter().map(|header| header.record_count as u64).sum();
-        let offset_span: i64 = headers.iter().map(|header| i64::from(header.last_offset_delta) + 1).sum();
+        let offset_span: i64 = headers
+            .iter()
+            .map(|header| i64::from(header.last_offset_delta) + 1)
+            .sum();
         let now = self.clock.now_ms();
 
         let mut state = self.state.write().await;
         state.check_online()?;
-        self.maybe_roll(&mut state, records.len() as u64, offset_span, now).await?;
+        self.maybe_roll(&mut state, records.len() as u64, offset_span, now)
+            .await?;
 
         let base_offset = state.log_end_offset();
         let log_append_time = match self.config.timestamp_type {
@@ -578,7 +624,13 @@ impl<D: Disk> Log<D> {
 
     /// Rolls to a new segment when the append would overflow the active one's size,
     /// index or relative offsets, or when the active segment is older than `segment.ms`.
-    async fn maybe_roll(&self, state: &mut LogState<D>, append_bytes: u64, offset_span: i64, now: i64) -> Result<(), LogError> {
+    async fn maybe_roll(
+        &self,
+        state: &mut LogState<D>,
+        append_bytes: u64,
+        offset_span: i64,
+        now: i64,
+    ) -> Result<(), LogError> {
         let active = state.active();
         let reason = if active.size == 0 {
             None
@@ -604,7 +656,18 @@ impl<D: Disk> Log<D> {
         if state.active().base_offset == base_offset {
             return Ok(());
         }
-        state.active_mut().seal()?;
+        // The old segment is synced before the new one exists, so recovery never finds a
+        // later segment after a lost tail, and never scans below the newest segment.
+        let old = state.active_mut();
+        old.seal()?;
+        if let Err(source) = old.log.sync().await {
+            let error = LogError::fatal_io("sync rolled segment", &old.log_path, source);
+            if let LogError::Offline { reason } = &error {
+                state.offline = Some(reason.clone());
+            }
+            return Err(error);
+        }
+        state.recovery_point = base_offset;
         let segment = Segment::create(&self.disk, &self.dir, base_offset, self.config.segment_index_bytes, now).await?;
         state.segments.insert(base_offset, segment);
         state.folder_changes += 1;
@@ -667,7 +730,9 @@ impl<D: Disk> Log<D> {
                 .map_err(|source| LogError::fatal_io("sync folder", &self.dir, source))?;
         }
         for (file, path) in files {
-            file.sync().await.map_err(|source| LogError::fatal_io("fsync", path, source))?;
+            file.sync()
+                .await
+                .map_err(|source| LogError::fatal_io("fsync", path, source))?;
         }
         Ok(())
     }
@@ -685,7 +750,9 @@ impl<D: Disk> Log<D> {
             let state = self.state.read().await;
             let unsynced = state.messages_appended - state.messages_synced;
             match self.config.flush {
-                FlushPolicy::Interval(interval) => self.clock.now_ms() - state.last_sync_ms >= interval.as_millis() as i64,
+                FlushPolicy::Interval(interval) => {
+                    self.clock.now_ms() - state.last_sync_ms >= interval.as_millis() as i64
+                }
                 FlushPolicy::EveryMessages(messages) => unsynced >= messages,
                 FlushPolicy::EveryAppend | FlushPolicy::Os => false,
             }
@@ -714,7 +781,11 @@ impl<D: Disk> Log<D> {
             });
         }
         let mut records = Bytes::new();
-        let first = state.segments.range(..=offset).next_back().map_or(i64::MIN, |(base, _)| *base);
+        let first = state
+            .segments
+            .range(..=offset)
+            .next_back()
+            .map_or(i64::MIN, |(base, _)| *base);
         for segment in state.segments.range(first..).map(|(_, segment)| segment) {
             if let Some(start) = segment.find(offset).await? {
                 records = segment.read(start, max_bytes).await?;
@@ -735,7 +806,10 @@ impl<D: Disk> Log<D> {
         let state = self.state.read().await;
         for segment in state.segments.values() {
             if let Some((offset, found)) = segment.find_timestamp(timestamp, state.log_start_offset).await? {
-                return Ok(Some(TimestampOffset { offset, timestamp: found }));
+                return Ok(Some(TimestampOffset {
+                    offset,
+                    timestamp: found,
+                }));
             }
         }
         Ok(None)
@@ -798,7 +872,11 @@ impl<D: Disk> Log<D> {
             state.folder_changes += 1;
             info!(dir = %self.dir.display(), base_offset = base, bytes = segment.size, "deleted segment");
         }
-        let first_base = *state.segments.keys().next().expect("the active segment is never deleted");
+        let first_base = *state
+            .segments
+            .keys()
+            .next()
+            .expect("the active segment is never deleted");
         state.log_start_offset = state.log_start_offset.max(first_base);
         state.recovery_point = state.recovery_point.max(first_base);
         state.checkpoint(false).write(&self.disk, &self.dir).await?;
@@ -871,6 +949,11 @@ impl<D: Disk> Log<D> {
                 .sync()
                 .await
                 .map_err(|source| LogError::fatal_io("sync truncated segment", &active.log_path, source))?;
+            // The batch holding `offset` began below the log start offset: nothing the
+            // log may serve is left, so it restarts empty at `offset`.
+            if state.log_end_offset() < state.log_start_offset {
+                self.replace_all_segments(&mut state, offset).await?;
+            }
         }
         let log_end_offset = state.log_end_offset();
         state.recovery_point = state.recovery_point.min(log_end_offset);

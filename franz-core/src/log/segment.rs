@@ -185,7 +185,7 @@ impl<D: Disk> Segment<D> {
             let header_bytes = scanner.bytes(position, HEADER_LEN.min(remaining as usize)).await?;
             let header = match BatchHeader::parse(&header_bytes) {
                 Ok(header) => header,
-                Err(error) => return Ok(self.classify(&mut scanner, position, None, error).await?),
+                Err(error) => return self.classify(&mut scanner, position, None, error).await,
             };
             let size = header.size() as u64;
             if size > remaining {
@@ -194,7 +194,7 @@ impl<D: Disk> Segment<D> {
             }
             let bytes = scanner.bytes(position, size as usize).await?;
             if let Err(error) = batch::check_crc(&bytes) {
-                return Ok(self.classify(&mut scanner, position, Some(size), error).await?);
+                return self.classify(&mut scanner, position, Some(size), error).await;
             }
             if header.base_offset < self.next_offset || header.record_count < 0 {
                 let reason = format!(
@@ -246,7 +246,8 @@ impl<D: Disk> Segment<D> {
         // A full index only makes lookups scan further; appends roll before that happens.
         if self.bytes_since_index > index_interval && !self.indexes_full() {
             self.offset_index.append(header.last_offset(), position);
-            self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp);
+            self.time_index
+                .maybe_append(self.max_timestamp, self.offset_of_max_timestamp);
             self.bytes_since_index = 0;
         }
         self.bytes_since_index += header.size() as u64;
@@ -338,15 +339,13 @@ impl<D: Disk> Segment<D> {
                 continue;
             }
             let bytes = scanner.bytes(found.position, found.header.size()).await?;
-            let hit = batch::find_timestamp(&bytes, timestamp).map_err(|error| LogError::Corruption {
+            let hit = batch::find_timestamp(&bytes, timestamp, min_offset).map_err(|error| LogError::Corruption {
                 path: self.log_path.to_path_buf(),
                 position: found.position,
                 reason: error.to_string(),
             })?;
-            if let Some((offset, record_timestamp)) = hit {
-                if offset >= min_offset {
-                    return Ok(Some((offset, record_timestamp)));
-                }
+            if hit.is_some() {
+                return Ok(hit);
             }
         }
         Ok(None)
@@ -368,11 +367,13 @@ impl<D: Disk> Segment<D> {
         // The max timestamp may have come from a removed batch: scan for it again.
         match self.rebuild(index_interval).await? {
             ScanEnd::Clean => Ok(()),
-            ScanEnd::TornTail { position, reason } | ScanEnd::Corrupt { position, reason } => Err(LogError::Corruption {
-                path: self.log_path.to_path_buf(),
-                position,
-                reason,
-            }),
+            ScanEnd::TornTail { position, reason } | ScanEnd::Corrupt { position, reason } => {
+                Err(LogError::Corruption {
+                    path: self.log_path.to_path_buf(),
+                    position,
+                    reason,
+                })
+            }
         }
     }
 
@@ -401,7 +402,8 @@ impl<D: Disk> Segment<D> {
     /// cuts both indexes to their entries and makes them durable.
     pub fn seal(&mut self) -> Result<(), LogError> {
         if self.max_timestamp >= 0 {
-            self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp);
+            self.time_index
+                .maybe_append(self.max_timestamp, self.offset_of_max_timestamp);
         }
         let path = &self.log_path;
         self.offset_index
@@ -442,7 +444,9 @@ async fn map_existing<D: Disk>(
             .open(path, false)
             .await
             .map_err(|source| LogError::io("open index", path, source))?;
-        file.len().await.map_err(|source| LogError::io("read length", path, source))?
+        file.len()
+            .await
+            .map_err(|source| LogError::io("read length", path, source))?
     } else {
         0
     };
@@ -514,7 +518,9 @@ impl<D: Disk> Scanner<D> {
             reason,
         };
         if remaining < HEADER_LEN as u64 {
-            return Err(corrupt(format!("{remaining} bytes at the end of the file are too few for a batch")));
+            return Err(corrupt(format!(
+                "{remaining} bytes at the end of the file are too few for a batch"
+            )));
         }
         let bytes = self.bytes(position, HEADER_LEN).await?;
         let header = BatchHeader::parse(&bytes).map_err(|error| corrupt(error.to_string()))?;

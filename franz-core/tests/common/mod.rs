@@ -99,7 +99,10 @@ pub async fn read_all<D: Disk>(log: &Log<D>, from: i64) -> Vec<Seen> {
     while offset < end {
         let read = log.read(offset, 64 * 1024).await.expect("read");
         let records = decode(&read.records);
-        assert!(!records.is_empty(), "read at {offset} below the end {end} returned nothing");
+        assert!(
+            !records.is_empty(),
+            "read at {offset} below the end {end} returned nothing"
+        );
         offset = records.last().expect("records").offset + 1;
         seen.extend(records.into_iter().filter(|record| record.offset >= from));
     }
