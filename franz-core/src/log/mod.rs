@@ -385,9 +385,11 @@ impl<D: Disk> Log<D> {
         }
         self.check_continuity(&state)?;
 
-        // Seal every segment but the last, which takes the appends.
+        // Seal every segment but the last, which takes the appends. Client timestamps may
+        // be far off, so segment.ms counts from the broker's clock: from now, after a restart.
         let last = *state.segments.keys().next_back().expect("at least one segment");
         for (base, segment) in state.segments.iter_mut() {
+            segment.roll_base_ms = now;
             if *base == last {
                 segment.activate(index_bytes)?;
             } else if scanned > 0 {
@@ -594,7 +596,7 @@ impl<D: Disk> Log<D> {
         }
 
         let interval = self.config.index_interval_bytes;
-        if let Err(error) = state.active_mut().append(&records, &assigned, interval).await {
+        if let Err(error) = state.active_mut().append(&records, &assigned, interval, now).await {
             if let LogError::Offline { reason } = &error {
                 error!(dir = %self.dir.display(), %reason, "taking the log offline");
                 state.offline = Some(reason.clone());

@@ -59,8 +59,8 @@ pub(crate) struct Segment<D: Disk> {
     pub max_timestamp: i64,
     /// Last offset of the batch that carried `max_timestamp`.
     pub offset_of_max_timestamp: i64,
-    /// Max timestamp of the first batch, or the creation time while the segment is empty;
-    /// `segment.ms` counts from here, as Kafka does.
+    /// Broker time of the segment's first append, or of the log's open for a segment that
+    /// already had data; `segment.ms` counts from here.
     pub roll_base_ms: i64,
 }
 
@@ -148,9 +148,8 @@ impl<D: Disk> Segment<D> {
         while let Some(found) = scanner.next_header().await? {
             self.next_offset = found.header.next_offset();
         }
-        if let Some(first) = self.header_at(0).await? {
-            self.roll_base_ms = first.max_timestamp;
-            if self.next_offset == self.base_offset {
+        if self.next_offset == self.base_offset {
+            if let Some(first) = self.header_at(0).await? {
                 self.next_offset = first.next_offset();
             }
         }
@@ -173,7 +172,6 @@ impl<D: Disk> Segment<D> {
         self.next_offset = self.base_offset;
         self.max_timestamp = -1;
         self.offset_of_max_timestamp = self.base_offset;
-        self.roll_base_ms = -1;
 
         let mut scanner = Scanner::new(self, 0);
         loop {
@@ -236,9 +234,6 @@ impl<D: Disk> Segment<D> {
 
     /// Adds index entries for a batch written at `position`, as appends do.
     fn index_batch(&mut self, header: &BatchHeader, position: u64, index_interval: u64) {
-        if self.next_offset == self.base_offset {
-            self.roll_base_ms = header.max_timestamp;
-        }
         if header.max_timestamp > self.max_timestamp {
             self.max_timestamp = header.max_timestamp;
             self.offset_of_max_timestamp = header.last_offset();
@@ -266,8 +261,12 @@ impl<D: Disk> Segment<D> {
         records: &[u8],
         headers: &[BatchHeader],
         index_interval: u64,
+        now_ms: i64,
     ) -> Result<(), LogError> {
         let start = self.size;
+        if start == 0 {
+            self.roll_base_ms = now_ms;
+        }
         if let Err(source) = self.log.write_at(start, records).await {
             let error = LogError::io("append", &self.log_path, source);
             if let Err(rollback) = self.log.set_len(start).await {
