@@ -106,7 +106,10 @@ async fn main() {
         .nth(1)
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| temporary.path().to_path_buf());
-    println!("batches of {RECORDS_PER_BATCH} records x {VALUE_BYTES} bytes, folder {}", dir.display());
+    println!(
+        "batches of {RECORDS_PER_BATCH} records x {VALUE_BYTES} bytes, folder {}",
+        dir.display()
+    );
     append_run(&dir, "os-flush", FlushPolicy::Os, 1, 20_000).await;
     append_run(&dir, "fsync-every-append", FlushPolicy::EveryAppend, 1, 2_000).await;
     append_run(&dir, "fsync-every-append-16", FlushPolicy::EveryAppend, 16, 2_000).await;

@@ -40,7 +40,7 @@ const TIMESTAMP_TYPE_BIT: i16 = 0x08;
 const TRANSACTIONAL_BIT: i16 = 0x10;
 const CONTROL_BIT: i16 = 0x20;
 
-/// Why a batch is invalid. Each variant names the values that failed the check.
+/// Reason a batch is invalid. Each variant names the values that failed the check.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BatchError {
     #[error("batch is truncated: {available} bytes present, {needed} needed")]

@@ -29,8 +29,8 @@ use checkpoint::{Checkpoint, CHECKPOINT_FILE};
 pub use config::{FlushPolicy, LogConfig};
 use segment::{ScanEnd, Segment, LOG_SUFFIX, OFFSET_INDEX_SUFFIX, TIME_INDEX_SUFFIX};
 
-/// What went wrong in a log operation. [`LogError::is_fatal`] separates errors that take
-/// the log offline from those the caller can act on.
+/// Error of a log operation. [`LogError::is_fatal`] separates errors that take the log
+/// offline from those the caller can act on.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
     #[error("batch {index} of the append is invalid: {source}")]
@@ -123,7 +123,7 @@ pub struct TimestampOffset {
     pub timestamp: i64,
 }
 
-/// What a retention pass removed.
+/// Result of a retention pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RetentionOutcome {
     pub deleted_segments: usize,
@@ -156,7 +156,7 @@ struct LogState<D: Disk> {
     /// to know whether the folder needs a sync.
     folder_changes: u64,
     folder_changes_synced: u64,
-    /// Why the log went offline, after a failed fsync or a failed rollback.
+    /// Reason the log went offline, after a failed fsync or a failed rollback.
     offline: Option<Arc<str>>,
 }
 
@@ -296,7 +296,7 @@ impl<D: Disk> Log<D> {
         let index_bytes = self.config.segment_index_bytes;
         let interval = self.config.index_interval_bytes;
 
-        // The scan starts at the segment that holds the recovery point.
+        // The scan starts at the segment that contains the recovery point.
         let scan_from = base_offsets
             .iter()
             .copied()
@@ -659,7 +659,7 @@ impl<D: Disk> Log<D> {
             return Ok(());
         }
         // The old segment is synced before the new one exists, so recovery never finds a
-        // later segment after a lost tail, and never scans below the newest segment.
+        // later segment after a lost tail, and after a roll it scans only the newest one.
         let old = state.active_mut();
         old.seal()?;
         if let Err(source) = old.log.sync().await {

@@ -23,14 +23,14 @@ pub(crate) fn segment_path(dir: &Path, base_offset: i64, suffix: &str) -> PathBu
     dir.join(format!("{base_offset:020}.{suffix}"))
 }
 
-/// Where a batch lies in a segment file.
+/// Location of a batch in a segment file.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct BatchPosition {
     pub position: u64,
     pub header: BatchHeader,
 }
 
-/// How a recovery scan of a segment ended.
+/// Outcome of a recovery scan of a segment.
 #[derive(Debug)]
 pub(crate) enum ScanEnd {
     /// Every byte of the file belongs to a valid batch.
@@ -88,7 +88,7 @@ impl<D: Disk> Segment<D> {
     }
 
     /// Opens an existing segment without reading its batches. The indexes hold the entries
-    /// their trimmed files contain; [`Segment::check_indexes`] says whether to trust them.
+    /// their trimmed files contain; [`Segment::check_indexes`] reports whether they can be trusted.
     pub async fn open(disk: &D, dir: &Path, base_offset: i64) -> Result<Segment<D>, LogError> {
         let log_path: Arc<Path> = segment_path(dir, base_offset, LOG_SUFFIX).into();
         let log = disk
@@ -164,7 +164,7 @@ impl<D: Disk> Segment<D> {
     }
 
     /// Scans every batch from the start, checking each CRC, and rebuilds both indexes.
-    /// Stops at the first invalid batch and says whether it looks torn or corrupt.
+    /// Stops at the first invalid batch and reports whether it looks torn or corrupt.
     pub async fn rebuild(&mut self, index_interval: u64) -> Result<ScanEnd, LogError> {
         self.offset_index.clear();
         self.time_index.clear();
@@ -215,6 +215,8 @@ impl<D: Disk> Segment<D> {
         error: BatchError,
     ) -> Result<ScanEnd, LogError> {
         let remaining = self.size - position;
+        // NOTE: a complete last batch with a bad CRC counts as torn, because a crash can
+        // leave one so. Bit rot in that one batch above the recovery point is cut, not reported.
         if matches!(error, BatchError::Truncated { .. }) || size == Some(remaining) {
             return Ok(ScanEnd::TornTail {
                 position,
@@ -464,7 +466,7 @@ struct Scanner<D: Disk> {
     log_path: Arc<Path>,
     /// Bytes in the file when the scan started.
     size: u64,
-    /// Where the next header is read.
+    /// File position of the next header.
     position: u64,
     /// File position of `chunk`'s first byte.
     chunk_start: u64,
