@@ -72,7 +72,7 @@ fn append_rejects_bad_crc_and_writes_nothing() {
 }
 
 #[test]
-fn append_rejects_whole_request_if_one_batch_is_bad() {
+fn append_rejects_request_with_one_bad_batch() {
     let dir = tempfile::tempdir().unwrap();
     block_on(async {
         let (log, _clock) = open(&RealDisk, dir.path(), LogConfig::default(), 0).await;
@@ -181,7 +181,7 @@ fn read_starts_at_batch_holding_offset() {
 }
 
 #[test]
-fn read_at_end_is_empty_and_past_end_is_out_of_range() {
+fn read_at_and_past_end() {
     let dir = tempfile::tempdir().unwrap();
     block_on(async {
         let (log, _clock) = open(&RealDisk, dir.path(), LogConfig::default(), 0).await;
@@ -402,7 +402,11 @@ fn retention_by_size_keeps_newest_segments() {
         let outcome = log.enforce_retention().await.unwrap();
         assert!(outcome.deleted_segments > 0);
         let after = log.size_bytes().await;
-        assert!(after >= 8192 - 4096 && after < before, "before {before}, after {after}");
+        assert!(
+            after >= 8192 - 4096,
+            "kept {after} bytes, below the limit minus one segment"
+        );
+        assert!(after < before, "before {before}, after {after}");
         assert_eq!(
             read_all(&log, outcome.log_start_offset).await.len() as i64,
             60 - outcome.log_start_offset

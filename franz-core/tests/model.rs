@@ -2,9 +2,9 @@
 //! truncation, crashes and reopens on the simulated disk, checked against a plain list
 //! of batches.
 //!
-//! After every crash the log must hold every batch below the recovery point it reported
-//! before the crash, and what it returns must match the model batch for batch: a torn
-//! batch never comes back, because the client-side decoder checks every CRC.
+//! After every crash the log must contain every batch below the recovery point it reported
+//! before the crash. What it returns must match the model batch for batch. A torn batch
+//! never comes back, because the client-side decoder checks every CRC.
 
 #![cfg(not(madsim))]
 
@@ -141,7 +141,8 @@ fn run(seed: u64, flush: FlushPolicy, ops: Vec<Op>) {
                     }
                     let first = records.first().expect("a read below the end returns a batch");
                     let last = records.last().expect("records");
-                    assert!(first.offset <= offset && last.offset >= offset, "read at {offset}");
+                    assert!(first.offset <= offset, "read at {offset} starts at {}", first.offset);
+                    assert!(last.offset >= offset, "read at {offset} ends at {}", last.offset);
                     let expected: Vec<Seen> = model
                         .records
                         .iter()

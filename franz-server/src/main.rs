@@ -15,7 +15,7 @@ use tracing::{error, info};
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
-    /// Folder that holds one sub-folder per partition (`<topic>-<partition>`).
+    /// Folder that contains one sub-folder per partition (`<topic>-<partition>`).
     #[arg(long, env = "FRANZ_DATA_DIR", default_value = "./franz-data")]
     data_dir: PathBuf,
 }
