@@ -80,7 +80,7 @@ async fn acknowledged_appends_survive_crash() {
                 let value = producer << 32 | sequence;
                 match log.append(one_record_batch(value), 0).await {
                     Ok(info) => acknowledged.lock().unwrap().push((value, info.base_offset)),
-                    Err(error) => panic!("seed {seed}: append failed: {error}"),
+                    Err(error) => panic!("disk seed {seed}: append failed: {error}"),
                 }
             }
         }));
@@ -100,13 +100,13 @@ async fn acknowledged_appends_survive_crash() {
     for (value, offset) in &acknowledged {
         assert!(
             *offset < end,
-            "seed {seed}: acknowledged offset {offset} is past the recovered end {end}"
+            "disk seed {seed}: acknowledged offset {offset} is past the recovered end {end}"
         );
         let read = log.read(*offset, 1).await.unwrap();
         assert_eq!(
             value_of(&read.records),
             *value,
-            "seed {seed}: offset {offset} holds another value"
+            "disk seed {seed}: offset {offset} contains another value"
         );
     }
     tracing::info!(
