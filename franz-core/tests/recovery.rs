@@ -39,6 +39,17 @@ fn fill_and_crash(dir: &Path, count: usize) -> u64 {
     batch(1, 0, 200).len() as u64
 }
 
+/// Appends `count` one-record batches with timestamps 0, 1, 2, ... and closes cleanly.
+fn fill_and_close(dir: &Path, count: i64) {
+    block_on(async {
+        let (log, _clock) = open(&RealDisk, dir, config(), 0).await;
+        for step in 0..count {
+            log.append(batch(1, step, 200), 0).await.unwrap();
+        }
+        log.close().await.unwrap();
+    });
+}
+
 fn flip_byte(path: &Path, position: u64) {
     let file = OpenOptions::new().read(true).write(true).open(path).unwrap();
     let mut byte = [0];
@@ -133,13 +144,7 @@ fn damaged_header_mid_log_is_reported() {
 #[test]
 fn deleted_index_files_are_rebuilt() {
     let dir = tempfile::tempdir().unwrap();
-    block_on(async {
-        let (log, _clock) = open(&RealDisk, dir.path(), config(), 0).await;
-        for step in 0..200 {
-            log.append(batch(1, step, 200), 0).await.unwrap();
-        }
-        log.close().await.unwrap();
-    });
+    fill_and_close(dir.path(), 200);
     let mut removed = 0;
     for entry in std::fs::read_dir(dir.path()).unwrap() {
         let path = entry.unwrap().path();
@@ -169,13 +174,7 @@ fn deleted_index_files_are_rebuilt() {
 #[test]
 fn garbage_index_is_rebuilt() {
     let dir = tempfile::tempdir().unwrap();
-    block_on(async {
-        let (log, _clock) = open(&RealDisk, dir.path(), config(), 0).await;
-        for step in 0..100 {
-            log.append(batch(1, step, 200), 0).await.unwrap();
-        }
-        log.close().await.unwrap();
-    });
+    fill_and_close(dir.path(), 100);
     std::fs::write(segment_file(dir.path(), 0, "index"), [0xff; 24]).unwrap();
     std::fs::write(segment_file(dir.path(), 0, "timeindex"), [0x01; 25]).unwrap();
 
@@ -190,13 +189,7 @@ fn garbage_index_is_rebuilt() {
 fn clean_reopen_skips_scan() {
     let dir = tempfile::tempdir().unwrap();
     let batch_size = batch(1, 0, 200).len() as u64;
-    block_on(async {
-        let (log, _clock) = open(&RealDisk, dir.path(), config(), 0).await;
-        for step in 0..10 {
-            log.append(batch(1, step, 200), 0).await.unwrap();
-        }
-        log.close().await.unwrap();
-    });
+    fill_and_close(dir.path(), 10);
     // Damage at rest after a clean close goes unseen at open, as in Kafka: the scan is
     // skipped, and a client's CRC check catches the batch on fetch.
     flip_byte(&segment_file(dir.path(), 0, "log"), batch_size * 4 + 100);
@@ -210,13 +203,7 @@ fn clean_reopen_skips_scan() {
 fn invalid_checkpoint_means_full_scan() {
     let dir = tempfile::tempdir().unwrap();
     let batch_size = batch(1, 0, 200).len() as u64;
-    block_on(async {
-        let (log, _clock) = open(&RealDisk, dir.path(), config(), 0).await;
-        for step in 0..10 {
-            log.append(batch(1, step, 200), 0).await.unwrap();
-        }
-        log.close().await.unwrap();
-    });
+    fill_and_close(dir.path(), 10);
     std::fs::write(dir.path().join("partition.checkpoint"), "garbage").unwrap();
     flip_byte(&segment_file(dir.path(), 0, "log"), batch_size * 4 + 100);
     block_on(async {
