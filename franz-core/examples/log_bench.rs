@@ -5,41 +5,21 @@
 
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
+// The tests' helpers build batches with kafka-protocol's encoder, as a client would.
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use franz_core::{FlushPolicy, Log, LogConfig, RealDisk, SystemClock};
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 
 const RECORDS_PER_BATCH: usize = 16;
 const VALUE_BYTES: usize = 1024;
 
 fn batch() -> BytesMut {
-    let records: Vec<Record> = (0..RECORDS_PER_BATCH)
-        .map(|index| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: index as i64,
-            sequence: index as i32 - 1,
-            timestamp: 1_700_000_000_000,
-            key: None,
-            value: Some(Bytes::from(vec![b'x'; VALUE_BYTES])),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions {
-        version: 2,
-        compression: Compression::None,
-    };
-    RecordBatchEncoder::encode(&mut buf, &records, &options).expect("encode");
-    buf
+    common::batch(RECORDS_PER_BATCH, 1_700_000_000_000, VALUE_BYTES)
 }
 
 async fn append_run(dir: &std::path::Path, name: &str, flush: FlushPolicy, producers: usize, batches: usize) {

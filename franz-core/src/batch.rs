@@ -232,20 +232,35 @@ pub fn validate(batch: &[u8]) -> Result<BatchHeader, BatchError> {
             last_offset_delta: header.last_offset_delta,
         });
     }
-    let records = Bytes::copy_from_slice(&batch[HEADER_LEN..header.size()]);
-    let records = decompress(header.compression()?, records)?;
-    let mut parser = RecordParser::new(&records, count);
-    let mut index = 0;
-    while let Some(record) = parser.next_record()? {
-        if record.offset_delta != index {
-            return Err(BatchError::OffsetDeltaMismatch {
-                index,
-                found: record.offset_delta,
-            });
+    with_records(&header, batch, |records| {
+        let mut parser = RecordParser::new(records, count);
+        let mut index = 0;
+        while let Some(record) = parser.next_record()? {
+            if record.offset_delta != index {
+                return Err(BatchError::OffsetDeltaMismatch {
+                    index,
+                    found: record.offset_delta,
+                });
+            }
+            index += 1;
         }
-        index += 1;
-    }
+        Ok(())
+    })?;
     Ok(header)
+}
+
+/// Calls `visit` with the records section of `batch`: in place when uncompressed, else
+/// decompressed into a new buffer.
+fn with_records<T>(
+    header: &BatchHeader,
+    batch: &[u8],
+    visit: impl FnOnce(&[u8]) -> Result<T, BatchError>,
+) -> Result<T, BatchError> {
+    let records = &batch[HEADER_LEN..header.size()];
+    match header.compression()? {
+        Compression::None => visit(records),
+        codec => visit(&decompress(codec, Bytes::copy_from_slice(records))?),
+    }
 }
 
 /// Sets the base offset of the batch at the start of `batch`.
@@ -412,15 +427,139 @@ pub fn find_timestamp(batch: &[u8], timestamp: i64, min_offset: i64) -> Result<O
     if header.timestamp_type() == TimestampType::LogAppendTime {
         return Ok(Some((header.base_offset.max(min_offset), header.max_timestamp)));
     }
-    let records = Bytes::copy_from_slice(&batch[HEADER_LEN..header.size()]);
-    let records = decompress(header.compression()?, records)?;
-    let mut parser = RecordParser::new(&records, header.record_count);
-    while let Some(record) = parser.next_record()? {
-        let record_timestamp = header.base_timestamp + record.timestamp_delta;
-        let offset = header.base_offset + i64::from(record.offset_delta);
-        if record_timestamp >= timestamp && offset >= min_offset {
-            return Ok(Some((offset, record_timestamp)));
+    with_records(&header, batch, |records| {
+        let mut parser = RecordParser::new(records, header.record_count);
+        while let Some(record) = parser.next_record()? {
+            let record_timestamp = header.base_timestamp + record.timestamp_delta;
+            let offset = header.base_offset + i64::from(record.offset_delta);
+            if record_timestamp >= timestamp && offset >= min_offset {
+                return Ok(Some((offset, record_timestamp)));
+            }
         }
+        Ok(None)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Encodes a record whose fields are small enough for one-byte varints.
+    fn record(offset_delta: u8, timestamp_delta: u8, value: &[u8]) -> Vec<u8> {
+        let mut body = vec![0, timestamp_delta * 2, offset_delta * 2, 1, value.len() as u8 * 2];
+        body.extend_from_slice(value);
+        body.push(0); // no headers
+        let mut encoded = vec![body.len() as u8 * 2];
+        encoded.extend_from_slice(&body);
+        encoded
     }
-    Ok(None)
+
+    /// Builds a batch around `records` with a correct CRC.
+    fn raw_batch(records: &[Vec<u8>], count: i32, last_offset_delta: i32) -> Vec<u8> {
+        let mut batch = vec![0; HEADER_LEN];
+        for record in records {
+            batch.extend_from_slice(record);
+        }
+        let length = (batch.len() - LOG_OVERHEAD) as i32;
+        batch[LENGTH_AT..LENGTH_AT + 4].copy_from_slice(&length.to_be_bytes());
+        batch[MAGIC_AT] = MAGIC_V2 as u8;
+        batch[23..27].copy_from_slice(&last_offset_delta.to_be_bytes());
+        batch[27..35].copy_from_slice(&100i64.to_be_bytes());
+        batch[35..43].copy_from_slice(&105i64.to_be_bytes());
+        batch[57..61].copy_from_slice(&count.to_be_bytes());
+        let crc = compute_crc(&batch);
+        batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+        batch
+    }
+
+    #[test]
+    fn validate_accepts_well_formed_batch() {
+        let batch = raw_batch(&[record(0, 0, b"a"), record(1, 5, b"bc")], 2, 1);
+        let header = validate(&batch).unwrap();
+        assert_eq!(header.record_count, 2);
+        assert_eq!(header.size(), batch.len());
+    }
+
+    #[test]
+    fn validate_rejects_offset_delta_gap() {
+        let batch = raw_batch(&[record(0, 0, b"a"), record(2, 0, b"b")], 2, 1);
+        assert_eq!(
+            validate(&batch),
+            Err(BatchError::OffsetDeltaMismatch { index: 1, found: 2 })
+        );
+    }
+
+    #[test]
+    fn validate_rejects_count_mismatch() {
+        let batch = raw_batch(&[record(0, 0, b"a")], 2, 0);
+        assert_eq!(
+            validate(&batch),
+            Err(BatchError::InvalidRecordCount {
+                count: 2,
+                last_offset_delta: 0
+            })
+        );
+        let batch = raw_batch(&[record(0, 0, b"a")], 0, -1);
+        assert!(matches!(validate(&batch), Err(BatchError::InvalidRecordCount { .. })));
+    }
+
+    #[test]
+    fn validate_rejects_missing_record() {
+        let batch = raw_batch(&[record(0, 0, b"a")], 2, 1);
+        assert_eq!(
+            validate(&batch),
+            Err(BatchError::MalformedRecord {
+                index: 1,
+                reason: "bad length varint"
+            })
+        );
+    }
+
+    #[test]
+    fn validate_rejects_trailing_bytes() {
+        let mut records = vec![record(0, 0, b"a")];
+        records.push(vec![7, 7, 7]);
+        let batch = raw_batch(&records, 1, 0);
+        assert_eq!(validate(&batch), Err(BatchError::TrailingBytes { extra: 3 }));
+    }
+
+    #[test]
+    fn validate_rejects_record_length_past_end() {
+        let mut bad = record(0, 0, b"abc");
+        bad[0] = 100; // claims 50 bytes
+        let batch = raw_batch(&[bad], 1, 0);
+        assert!(
+            matches!(validate(&batch), Err(BatchError::MalformedRecord { index: 0, .. })),
+            "{:?}",
+            validate(&batch)
+        );
+    }
+
+    #[test]
+    fn validate_rejects_unknown_codec() {
+        let mut batch = raw_batch(&[record(0, 0, b"a")], 1, 0);
+        batch[ATTRIBUTES_AT + 1] = 6;
+        let crc = compute_crc(&batch);
+        batch[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+        assert_eq!(validate(&batch), Err(BatchError::UnknownCompression { codec: 6 }));
+    }
+
+    #[test]
+    fn log_append_time_keeps_crc_valid() {
+        let mut batch = raw_batch(&[record(0, 0, b"a")], 1, 0);
+        set_log_append_time(&mut batch, 9_000);
+        let header = check_crc(&batch).unwrap();
+        assert_eq!(header.timestamp_type(), TimestampType::LogAppendTime);
+        assert_eq!(header.max_timestamp, 9_000);
+    }
+
+    #[test]
+    fn find_timestamp_respects_min_offset() {
+        let batch = raw_batch(&[record(0, 5, b"a"), record(1, 5, b"b"), record(2, 0, b"c")], 3, 2);
+        assert_eq!(find_timestamp(&batch, 104, 0), Ok(Some((0, 105))));
+        assert_eq!(find_timestamp(&batch, 104, 1), Ok(Some((1, 105))));
+        assert_eq!(find_timestamp(&batch, 104, 2), Ok(None));
+        assert_eq!(find_timestamp(&batch, 100, 2), Ok(Some((2, 100))));
+        assert_eq!(find_timestamp(&batch, 106, 0), Ok(None));
+    }
 }

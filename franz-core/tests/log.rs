@@ -290,11 +290,11 @@ fn segments_roll_on_size() {
     let dir = tempfile::tempdir().unwrap();
     block_on(async {
         let (log, _clock) = open(&RealDisk, dir.path(), small_segments(), 0).await;
-        let one = batch(1, 0, 300);
+        let one_record = batch(1, 0, 300);
         for _ in 0..40 {
-            log.append(one.clone(), 0).await.unwrap();
+            log.append(one_record.clone(), 0).await.unwrap();
         }
-        let per_segment = 4096 / one.len() as i64;
+        let per_segment = 4096 / one_record.len() as i64;
         let bases = log.segment_base_offsets().await;
         assert_eq!(bases.len() as i64, (40 + per_segment - 1) / per_segment);
         assert!(
@@ -599,5 +599,35 @@ fn flush_policies_sync_when_due() {
         log.append(batch(1, 0, 10), 0).await.unwrap();
         log.flush_if_due().await.unwrap();
         assert_eq!(log.recovery_point().await, 0, "the OS policy never syncs on its own");
+    });
+}
+
+#[test]
+fn fsync_failure_in_truncate_takes_log_offline() {
+    let disk = SimDisk::new(21);
+    block_on(async {
+        let (log, _clock) = open(&disk, std::path::Path::new("/data/t-0"), LogConfig::default(), 0).await;
+        log.append(batch(1, 0, 10), 0).await.unwrap();
+        log.append(batch(1, 0, 10), 0).await.unwrap();
+        disk.fail_next_fsync();
+        let error = log.truncate_to(1).await.unwrap_err();
+        assert!(error.is_fatal(), "{error}");
+        let error = log.append(batch(1, 0, 10), 0).await.unwrap_err();
+        assert!(matches!(error, LogError::Offline { .. }), "{error}");
+    });
+}
+
+#[test]
+fn fsync_failure_on_roll_takes_log_offline() {
+    let disk = SimDisk::new(22);
+    block_on(async {
+        let (log, _clock) = open(&disk, std::path::Path::new("/data/t-0"), LogConfig::default(), 0).await;
+        log.append(batch(1, 0, 10), 0).await.unwrap();
+        disk.fail_next_fsync();
+        let error = log.roll().await.unwrap_err();
+        assert!(error.is_fatal(), "{error}");
+        assert_eq!(log.segment_count().await, 1, "no segment after a failed roll");
+        let error = log.append(batch(1, 0, 10), 0).await.unwrap_err();
+        assert!(matches!(error, LogError::Offline { .. }), "{error}");
     });
 }

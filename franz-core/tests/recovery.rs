@@ -50,6 +50,15 @@ fn fill_and_close(dir: &Path, count: i64) {
     });
 }
 
+/// Opens the log in `dir` and returns the error that the open must fail with.
+async fn open_error(dir: &Path) -> LogError {
+    let clock = std::sync::Arc::new(franz_core::ManualClock::new(0));
+    match franz_core::Log::open(RealDisk, clock, dir, config()).await {
+        Ok(_) => panic!("opening {} succeeded, expected an error", dir.display()),
+        Err(error) => error,
+    }
+}
+
 fn flip_byte(path: &Path, position: u64) {
     let file = OpenOptions::new().read(true).write(true).open(path).unwrap();
     let mut byte = [0];
@@ -101,11 +110,7 @@ fn flipped_bit_mid_log_is_reported() {
     flip_byte(&log_file, damaged_batch + 100);
 
     block_on(async {
-        let clock = std::sync::Arc::new(franz_core::ManualClock::new(0));
-        let error = franz_core::Log::open(RealDisk, clock, dir.path(), config())
-            .await
-            .err()
-            .unwrap();
+        let error = open_error(dir.path()).await;
         match &error {
             LogError::Corruption { path, position, reason } => {
                 assert_eq!(path, &log_file);
@@ -129,11 +134,7 @@ fn damaged_header_mid_log_is_reported() {
     flip_byte(&log_file, batch_size * 2 + 16); // the magic byte
 
     block_on(async {
-        let clock = std::sync::Arc::new(franz_core::ManualClock::new(0));
-        let error = franz_core::Log::open(RealDisk, clock, dir.path(), config())
-            .await
-            .err()
-            .unwrap();
+        let error = open_error(dir.path()).await;
         assert!(
             matches!(error, LogError::Corruption { position, .. } if position == batch_size * 2),
             "{error}"
@@ -207,11 +208,7 @@ fn invalid_checkpoint_means_full_scan() {
     std::fs::write(dir.path().join("partition.checkpoint"), "garbage").unwrap();
     flip_byte(&segment_file(dir.path(), 0, "log"), batch_size * 4 + 100);
     block_on(async {
-        let clock = std::sync::Arc::new(franz_core::ManualClock::new(0));
-        let error = franz_core::Log::open(RealDisk, clock, dir.path(), config())
-            .await
-            .err()
-            .unwrap();
+        let error = open_error(dir.path()).await;
         assert!(matches!(error, LogError::Corruption { .. }), "{error}");
     });
 }

@@ -81,7 +81,7 @@ pub trait DiskFile: Send + Sync + 'static {
 
 /// A file mapped into memory.
 ///
-/// Reads and writes are memory operations and cannot fail. Writes are durable only after
+/// Reads and writes are memory operations and return no errors. Writes are durable only after
 /// [`MappedFile::flush`]; the simulated disk loses unflushed writes on a crash.
 #[allow(clippy::len_without_is_empty)] // A mapping's emptiness is never asked for.
 pub trait MappedFile: Send + Sync + 'static {

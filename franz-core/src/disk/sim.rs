@@ -33,7 +33,7 @@ pub struct SimDiskFaults {
     pub write_error_probability: f64,
     /// Probability that a sync fails with EIO. The synced data is then not durable.
     pub fsync_error_probability: f64,
-    /// Total bytes the disk holds before writes fail with ENOSPC; `None` for no limit.
+    /// Total bytes the disk stores before writes fail with ENOSPC; `None` for no limit.
     pub capacity_bytes: Option<u64>,
     /// Upper bound of a random delay before each read, write or sync; zero for none.
     pub max_io_delay: Duration,
@@ -70,7 +70,7 @@ struct SimState {
     faults: SimDiskFaults,
     /// Bumped by every crash so that handles from before it fail.
     generation: u64,
-    /// The folder tree as the running process sees it.
+    /// The folder tree as the running process reads it.
     entries: BTreeMap<PathBuf, Entry>,
     /// The folder tree as it would be found after a crash.
     durable_entries: BTreeMap<PathBuf, Entry>,
@@ -92,7 +92,7 @@ enum Entry {
 
 #[derive(Default)]
 struct Inode {
-    /// Content as the running process sees it.
+    /// Content as the running process reads it.
     data: Vec<u8>,
     /// Content as it would be found after a crash.
     durable: Vec<u8>,
@@ -134,11 +134,11 @@ impl Inode {
     fn crash(&mut self, rng: &mut ChaCha8Rng, torn_write_probability: f64) {
         let mut survivor = std::mem::take(&mut self.durable);
         if !self.unsynced.is_empty() && rng.random_bool(torn_write_probability) {
-            let kept = rng.random_range(0..self.unsynced.len());
-            for change in &self.unsynced[..kept] {
+            let kept_changes = rng.random_range(0..self.unsynced.len());
+            for change in &self.unsynced[..kept_changes] {
                 Inode::apply(&mut survivor, change);
             }
-            if let Change::Write { position, data } = &self.unsynced[kept] {
+            if let Change::Write { position, data } = &self.unsynced[kept_changes] {
                 let end = position + data.len() as u64;
                 let last_sector_end = end / SECTOR_BYTES * SECTOR_BYTES;
                 if last_sector_end > *position {
@@ -156,9 +156,9 @@ impl Inode {
     }
 }
 
-fn injected(code: i32, what: &str) -> io::Error {
+fn injected(code: i32, fault: &str) -> io::Error {
     let error = io::Error::from_raw_os_error(code);
-    io::Error::new(error.kind(), format!("simulated {what}: {error}"))
+    io::Error::new(error.kind(), format!("simulated {fault}: {error}"))
 }
 
 fn not_found(path: &Path) -> io::Error {

@@ -7,7 +7,7 @@
 //!
 //! Both keep their entries sorted, so a lookup is a binary search. The active segment's
 //! files are grown to their maximum size and trimmed to their entries when it rolls or the
-//! log closes; a trimmed file's length tells how many entries it holds.
+//! log closes, so a trimmed file's length gives the number of entries it contains.
 
 use crate::disk::MappedFile;
 
@@ -78,7 +78,7 @@ impl<M: MappedFile> OffsetIndex<M> {
         }
     }
 
-    /// Returns how many entries a trimmed file of `len` bytes holds, or `None` when the
+    /// Returns how many entries a trimmed file of `len` bytes contains, or `None` when the
     /// length is not a whole number of entries.
     pub fn entries_in(len: u64) -> Option<u64> {
         (len % OFFSET_ENTRY == 0).then_some(len / OFFSET_ENTRY)
@@ -102,7 +102,7 @@ impl<M: MappedFile> OffsetIndex<M> {
     }
 
     /// Returns the position of the last indexed batch at or below `offset`, or 0 when no
-    /// entry is that low. Reading from there finds the batch that holds `offset`.
+    /// entry is that low. Reading from there finds the batch that contains `offset`.
     pub fn lookup(&self, offset: i64) -> u64 {
         self.file
             .floor(offset, |file, slot| {
@@ -186,7 +186,7 @@ impl<M: MappedFile> TimeIndex<M> {
         }
     }
 
-    /// Returns how many entries a trimmed file of `len` bytes holds, or `None` when the
+    /// Returns how many entries a trimmed file of `len` bytes contains, or `None` when the
     /// length is not a whole number of entries.
     pub fn entries_in(len: u64) -> Option<u64> {
         (len % TIME_ENTRY == 0).then_some(len / TIME_ENTRY)
@@ -227,7 +227,7 @@ impl<M: MappedFile> TimeIndex<M> {
     }
 
     /// Appends an entry when `timestamp` is later than the last one. Entries for the same
-    /// offset replace each other, so the index never holds two.
+    /// offset replace each other, so the index never contains two.
     pub fn maybe_append(&mut self, timestamp: i64, offset: i64) {
         if let Some((last_timestamp, last_offset)) = self.last_entry() {
             if timestamp <= last_timestamp {

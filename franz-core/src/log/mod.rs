@@ -2,7 +2,7 @@
 //! timestamp, rolling, retention, truncation, flushing and crash recovery.
 //!
 //! A [`Log`] is shared between tasks (`&self` methods). Appends and reads take an async
-//! read-write lock on the segments; syncs run outside it, under a separate flush lock, so
+//! read-write lock on the segments. Syncs run outside it, under a separate flush lock, so
 //! appends that arrive while one fsync runs share the next one (group commit).
 //!
 //! The log never touches the OS directly: files go through [`Disk`], time through
@@ -41,7 +41,7 @@ pub enum LogError {
     )]
     RecordTooLarge { index: usize, size: usize, max: usize },
     #[error(
-        "offset {offset} is out of range: the log holds offsets {log_start_offset} to {log_end_offset} (exclusive)"
+        "offset {offset} is out of range: the log contains offsets {log_start_offset} to {log_end_offset} (exclusive)"
     )]
     OffsetOutOfRange {
         offset: i64,
@@ -186,6 +186,17 @@ impl<D: Disk> LogState<D> {
         }
     }
 
+    /// Takes the log offline when `error` is fatal, and returns the error for the caller.
+    fn fail(&mut self, dir: &Path, error: LogError) -> LogError {
+        if let LogError::Offline { reason } = &error {
+            if self.offline.is_none() {
+                error!(dir = %dir.display(), %reason, "taking the log offline");
+            }
+            self.offline = Some(reason.clone());
+        }
+        error
+    }
+
     fn checkpoint(&self, clean_shutdown: bool) -> Checkpoint {
         Checkpoint {
             log_start_offset: self.log_start_offset,
@@ -208,8 +219,8 @@ impl<D: Disk> Log<D> {
     /// Opens the log in the folder `dir`, creating it when missing, and recovers it.
     ///
     /// After a clean close the indexes are trusted and nothing is scanned. Otherwise every
-    /// segment from the one holding the recovery point onwards is scanned batch by batch:
-    /// an incomplete or zero-filled tail is cut, and an invalid batch with valid data
+    /// segment from the one containing the recovery point onwards is scanned batch by
+    /// batch. An incomplete or zero-filled tail is cut. An invalid batch with valid data
     /// after it, or anywhere below the recovery point, fails the open with
     /// [`LogError::Corruption`]. Index files that are missing or inconsistent are rebuilt.
     pub async fn open(
@@ -302,7 +313,7 @@ impl<D: Disk> Log<D> {
             .copied()
             .rfind(|base| *base <= recovery_point)
             .unwrap_or(i64::MIN);
-        let mut scanned = 0;
+        let mut rebuilt = Vec::new();
         for (position, &base) in base_offsets.iter().enumerate() {
             let next_base = base_offsets.get(position + 1).copied();
             let mut segment = Segment::open(&self.disk, &self.dir, base).await?;
@@ -321,7 +332,7 @@ impl<D: Disk> Log<D> {
                 warn!(segment = %segment.log_path.display(), %problem, "rebuilding the indexes of a segment");
             }
 
-            scanned += 1;
+            rebuilt.push(base);
             segment.activate(index_bytes)?;
             let end = segment.rebuild(interval).await?;
             let (cut_at, reason) = match end {
@@ -385,14 +396,14 @@ impl<D: Disk> Log<D> {
         }
         self.check_continuity(&state)?;
 
-        // Seal every segment but the last, which takes the appends. Client timestamps may
-        // be far off, so segment.ms counts from the broker's clock: from now, after a restart.
+        // Seal the rebuilt segments but the last, which takes the appends. Client timestamps
+        // may be far off, so segment.ms counts from the broker's clock: from now, after a restart.
         let last = *state.segments.keys().next_back().expect("at least one segment");
         for (base, segment) in state.segments.iter_mut() {
             segment.roll_base_ms = now;
             if *base == last {
                 segment.activate(index_bytes)?;
-            } else if scanned > 0 {
+            } else if rebuilt.contains(base) {
                 segment.seal()?;
             }
         }
@@ -425,7 +436,7 @@ impl<D: Disk> Log<D> {
         info!(
             dir = %self.dir.display(),
             clean_shutdown = clean,
-            scanned_segments = scanned,
+            scanned_segments = rebuilt.len(),
             segments = state.segments.len(),
             log_start_offset = state.log_start_offset,
             log_end_offset = state.log_end_offset(),
@@ -560,7 +571,7 @@ impl<D: Disk> Log<D> {
     /// Each batch is validated (magic 2, length, CRC32C, record count, offset deltas and
     /// `max.message.bytes`), then given the next offsets by rewriting its base offset, and
     /// stamped with `leader_epoch` and, on a LogAppendTime topic, the broker's time. The
-    /// call returns once the data is written and, if the flush policy asks for it, synced.
+    /// call returns once the data is written and, if the flush policy requires it, synced.
     pub async fn append(&self, mut records: BytesMut, leader_epoch: i32) -> Result<AppendInfo, LogError> {
         let headers = self.validate(&records)?;
         let record_count: u64 = headers.iter().map(|header| header.record_count as u64).sum();
@@ -572,8 +583,37 @@ impl<D: Disk> Log<D> {
 
         let mut state = self.state.write().await;
         state.check_online()?;
-        self.maybe_roll(&mut state, records.len() as u64, offset_span, now)
-            .await?;
+        let appended = self
+            .append_locked(&mut state, &mut records, &headers, offset_span, leader_epoch, now)
+            .await;
+        let info = appended.map_err(|error| state.fail(&self.dir, error))?;
+        state.messages_appended += record_count;
+        let sync_now = match self.config.flush {
+            FlushPolicy::EveryAppend => true,
+            FlushPolicy::EveryMessages(messages) => state.messages_appended - state.messages_synced >= messages,
+            FlushPolicy::Interval(interval) => now - state.last_sync_ms >= interval.as_millis() as i64,
+            FlushPolicy::Os => false,
+        };
+        drop(state);
+
+        if sync_now {
+            self.sync_to(info.last_offset + 1).await?;
+        }
+        Ok(info)
+    }
+
+    /// Rolls when needed, assigns offsets and writes the batches. The caller holds the
+    /// write lock and takes the log offline on a fatal error.
+    async fn append_locked(
+        &self,
+        state: &mut LogState<D>,
+        records: &mut BytesMut,
+        headers: &[BatchHeader],
+        offset_span: i64,
+        leader_epoch: i32,
+        now: i64,
+    ) -> Result<AppendInfo, LogError> {
+        self.maybe_roll(state, records.len() as u64, offset_span, now).await?;
 
         let base_offset = state.log_end_offset();
         let log_append_time = match self.config.timestamp_type {
@@ -583,7 +623,7 @@ impl<D: Disk> Log<D> {
         let mut assigned = Vec::with_capacity(headers.len());
         let mut position = 0;
         let mut next_offset = base_offset;
-        for header in &headers {
+        for header in headers {
             let bytes = &mut records[position..position + header.size()];
             batch::set_base_offset(bytes, next_offset);
             batch::set_partition_leader_epoch(bytes, leader_epoch);
@@ -596,32 +636,13 @@ impl<D: Disk> Log<D> {
         }
 
         let interval = self.config.index_interval_bytes;
-        if let Err(error) = state.active_mut().append(&records, &assigned, interval, now).await {
-            if let LogError::Offline { reason } = &error {
-                error!(dir = %self.dir.display(), %reason, "taking the log offline");
-                state.offline = Some(reason.clone());
-            }
-            return Err(error);
-        }
-        state.messages_appended += record_count;
-        let info = AppendInfo {
+        state.active_mut().append(records, &assigned, interval, now).await?;
+        Ok(AppendInfo {
             base_offset,
             last_offset: next_offset - 1,
             log_append_time,
             log_start_offset: state.log_start_offset,
-        };
-        let sync_now = match self.config.flush {
-            FlushPolicy::EveryAppend => true,
-            FlushPolicy::EveryMessages(messages) => state.messages_appended - state.messages_synced >= messages,
-            FlushPolicy::Interval(interval) => now - state.last_sync_ms >= interval.as_millis() as i64,
-            FlushPolicy::Os => false,
-        };
-        drop(state);
-
-        if sync_now {
-            self.sync_to(next_offset).await?;
-        }
-        Ok(info)
+        })
     }
 
     /// Rolls to a new segment when the append would overflow the active one's size,
@@ -662,13 +683,10 @@ impl<D: Disk> Log<D> {
         // later segment after a lost tail, and after a roll it scans only the newest one.
         let old = state.active_mut();
         old.seal()?;
-        if let Err(source) = old.log.sync().await {
-            let error = LogError::fatal_io("sync rolled segment", &old.log_path, source);
-            if let LogError::Offline { reason } = &error {
-                state.offline = Some(reason.clone());
-            }
-            return Err(error);
-        }
+        old.log
+            .sync()
+            .await
+            .map_err(|source| LogError::fatal_io("sync rolled segment", &old.log_path, source))?;
         state.recovery_point = base_offset;
         let segment = Segment::create(&self.disk, &self.dir, base_offset, self.config.segment_index_bytes, now).await?;
         state.segments.insert(base_offset, segment);
@@ -681,11 +699,12 @@ impl<D: Disk> Log<D> {
     pub async fn roll(&self) -> Result<(), LogError> {
         let mut state = self.state.write().await;
         state.check_online()?;
-        self.roll_locked(&mut state, self.clock.now_ms(), "requested").await
+        let rolled = self.roll_locked(&mut state, self.clock.now_ms(), "requested").await;
+        rolled.map_err(|error| state.fail(&self.dir, error))
     }
 
     /// Syncs the log up to at least `target` (exclusive). Concurrent callers share one
-    /// fsync: whoever holds the flush lock syncs everything appended so far, and the
+    /// fsync: the task holding the flush lock syncs everything appended so far, and the
     /// others then find their offsets below the recovery point.
     async fn sync_to(&self, target: i64) -> Result<(), LogError> {
         let _flushing = self.flush_lock.lock().await;
@@ -709,11 +728,7 @@ impl<D: Disk> Log<D> {
         let result = self.sync_files(&files, folder_changes.is_some()).await;
         let mut state = self.state.write().await;
         if let Err(error) = result {
-            error!(dir = %self.dir.display(), %error, "fsync failed; taking the log offline");
-            if let LogError::Offline { reason } = &error {
-                state.offline = Some(reason.clone());
-            }
-            return Err(error);
+            return Err(state.fail(&self.dir, error));
         }
         state.recovery_point = state.recovery_point.max(end.min(state.log_end_offset()));
         state.messages_synced = state.messages_synced.max(messages);
@@ -746,7 +761,7 @@ impl<D: Disk> Log<D> {
     }
 
     /// Syncs when the flush policy's interval or message count is due. A broker calls
-    /// this from a timer so that `flush.ms` holds without appends.
+    /// this from a timer so that `flush.ms` applies when no appends arrive.
     pub async fn flush_if_due(&self) -> Result<(), LogError> {
         let due = {
             let state = self.state.read().await;
@@ -765,7 +780,7 @@ impl<D: Disk> Log<D> {
         Ok(())
     }
 
-    /// Reads whole batches starting with the one that holds `offset`, up to `max_bytes`.
+    /// Reads whole batches starting with the one that contains `offset`, up to `max_bytes`.
     /// The first batch is returned whatever its size, as Kafka does, so a consumer always
     /// makes progress. Batches come from one segment and share one buffer.
     ///
@@ -789,8 +804,8 @@ impl<D: Disk> Log<D> {
             .next_back()
             .map_or(i64::MIN, |(base, _)| *base);
         for segment in state.segments.range(first..).map(|(_, segment)| segment) {
-            if let Some(start) = segment.find(offset).await? {
-                records = segment.read(start, max_bytes).await?;
+            if let Some(found) = segment.read(offset, max_bytes).await? {
+                records = found;
                 break;
             }
         }
@@ -827,13 +842,17 @@ impl<D: Disk> Log<D> {
         let now = self.clock.now_ms();
         let mut state = self.state.write().await;
         state.check_online()?;
+        let outcome = self.enforce_retention_locked(&mut state, now).await;
+        outcome.map_err(|error| state.fail(&self.dir, error))
+    }
 
+    async fn enforce_retention_locked(&self, state: &mut LogState<D>, now: i64) -> Result<RetentionOutcome, LogError> {
         let expired = |segment: &Segment<D>| match self.config.retention_ms {
             Some(retention) => segment.size > 0 && segment.max_timestamp < now - retention,
             None => false,
         };
         if state.segments.values().all(expired) {
-            self.roll_locked(&mut state, now, "retention.ms").await?;
+            self.roll_locked(state, now, "retention.ms").await?;
         }
 
         let mut total: u64 = state.segments.values().map(|segment| segment.size).sum();
@@ -859,7 +878,7 @@ impl<D: Disk> Log<D> {
                 log_start_offset: state.log_start_offset,
             });
         }
-        self.delete_segments(&mut state, &doomed).await?;
+        self.delete_segments(state, &doomed).await?;
         Ok(RetentionOutcome {
             deleted_segments: doomed.len(),
             log_start_offset: state.log_start_offset,
@@ -891,6 +910,11 @@ impl<D: Disk> Log<D> {
     pub async fn delete_records_before(&self, offset: i64) -> Result<i64, LogError> {
         let mut state = self.state.write().await;
         state.check_online()?;
+        let deleted = self.delete_records_locked(&mut state, offset).await;
+        deleted.map_err(|error| state.fail(&self.dir, error))
+    }
+
+    async fn delete_records_locked(&self, state: &mut LogState<D>, offset: i64) -> Result<i64, LogError> {
         let log_end_offset = state.log_end_offset();
         if offset > log_end_offset || offset < 0 {
             return Err(LogError::OffsetOutOfRange {
@@ -912,51 +936,37 @@ impl<D: Disk> Log<D> {
         if doomed.is_empty() {
             state.checkpoint(false).write(&self.disk, &self.dir).await?;
         } else {
-            self.delete_segments(&mut state, &doomed).await?;
+            self.delete_segments(state, &doomed).await?;
         }
         info!(dir = %self.dir.display(), log_start_offset = offset, "moved the log start offset");
         Ok(state.log_start_offset)
     }
 
     /// Removes every record at `offset` and later, for a follower whose log diverged from
-    /// the leader's. A batch that holds `offset` goes whole. The cut is synced before
+    /// the leader's. A batch that contains `offset` goes whole. The cut is synced before
     /// this returns. Truncating below the first segment empties the log and restarts it
     /// at `offset`.
     pub async fn truncate_to(&self, offset: i64) -> Result<(), LogError> {
         let _flushing = self.flush_lock.lock().await;
         let mut state = self.state.write().await;
         state.check_online()?;
+        let truncated = self.truncate_locked(&mut state, offset).await;
+        truncated.map_err(|error| state.fail(&self.dir, error))
+    }
+
+    async fn truncate_locked(&self, state: &mut LogState<D>, offset: i64) -> Result<(), LogError> {
         if offset >= state.log_end_offset() {
             return Ok(());
         }
+
         let first_base = *state.segments.keys().next().expect("at least one segment");
         if offset <= first_base || offset < state.log_start_offset {
             warn!(dir = %self.dir.display(), offset, "truncating the whole log");
-            self.replace_all_segments(&mut state, offset).await?;
+            self.replace_all_segments(state, offset).await?;
         } else {
-            let later: Vec<i64> = state.segments.range(offset..).map(|(base, _)| *base).collect();
-            for base in later {
-                let segment = state.segments.remove(&base).expect("known segment");
-                segment.delete(&self.disk, &self.dir).await?;
-                state.folder_changes += 1;
-            }
-            let interval = self.config.index_interval_bytes;
-            let index_bytes = self.config.segment_index_bytes;
-            let active = state.active_mut();
-            active.activate(index_bytes)?;
-            active.truncate_to(offset, interval).await?;
-            let active = state.active();
-            active
-                .log
-                .sync()
-                .await
-                .map_err(|source| LogError::fatal_io("sync truncated segment", &active.log_path, source))?;
-            // The batch holding `offset` began below the log start offset: nothing the
-            // log may serve is left, so it restarts empty at `offset`.
-            if state.log_end_offset() < state.log_start_offset {
-                self.replace_all_segments(&mut state, offset).await?;
-            }
+            self.cut_segments(state, offset).await?;
         }
+
         let log_end_offset = state.log_end_offset();
         state.recovery_point = state.recovery_point.min(log_end_offset);
         state.checkpoint(false).write(&self.disk, &self.dir).await?;
@@ -965,12 +975,39 @@ impl<D: Disk> Log<D> {
         Ok(())
     }
 
+    /// Deletes the segments past `offset`, cuts the one containing it and syncs the cut.
+    async fn cut_segments(&self, state: &mut LogState<D>, offset: i64) -> Result<(), LogError> {
+        let later: Vec<i64> = state.segments.range(offset..).map(|(base, _)| *base).collect();
+        for base in later {
+            let segment = state.segments.remove(&base).expect("known segment");
+            segment.delete(&self.disk, &self.dir).await?;
+            state.folder_changes += 1;
+        }
+
+        let active = state.active_mut();
+        active.activate(self.config.segment_index_bytes)?;
+        active.truncate_to(offset, self.config.index_interval_bytes).await?;
+        active
+            .log
+            .sync()
+            .await
+            .map_err(|source| LogError::fatal_io("sync truncated segment", &active.log_path, source))?;
+
+        // The batch containing `offset` began below the log start offset: nothing the
+        // log may serve is left, so it restarts empty at `offset`.
+        if state.log_end_offset() < state.log_start_offset {
+            self.replace_all_segments(state, offset).await?;
+        }
+        Ok(())
+    }
+
     /// Writes the checkpoint with the current recovery point and log start offset, so
     /// that the next recovery after a crash scans less. A broker calls this from a timer.
     pub async fn checkpoint(&self) -> Result<(), LogError> {
-        let state = self.state.read().await;
+        let mut state = self.state.write().await;
         state.check_online()?;
-        state.checkpoint(false).write(&self.disk, &self.dir).await
+        let written = state.checkpoint(false).write(&self.disk, &self.dir).await;
+        written.map_err(|error| state.fail(&self.dir, error))
     }
 
     /// Closes the log cleanly: syncs everything, trims the active segment's indexes and
@@ -979,8 +1016,10 @@ impl<D: Disk> Log<D> {
         self.flush().await?;
         let mut state = self.state.write().await;
         state.check_online()?;
-        state.active_mut().seal()?;
-        state.checkpoint(true).write(&self.disk, &self.dir).await?;
+        let sealed = state.active_mut().seal();
+        sealed.map_err(|error| state.fail(&self.dir, error))?;
+        let written = state.checkpoint(true).write(&self.disk, &self.dir).await;
+        written.map_err(|error| state.fail(&self.dir, error))?;
         info!(dir = %self.dir.display(), log_end_offset = state.log_end_offset(), "closed partition log");
         Ok(())
     }

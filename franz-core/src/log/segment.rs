@@ -15,8 +15,11 @@ pub(crate) const LOG_SUFFIX: &str = "log";
 pub(crate) const OFFSET_INDEX_SUFFIX: &str = "index";
 pub(crate) const TIME_INDEX_SUFFIX: &str = "timeindex";
 
-/// Bytes a scan reads at once when it walks the batches of a segment.
+/// Bytes a recovery scan reads at once.
 const SCAN_CHUNK: usize = 1 << 20;
+/// Bytes a lookup reads at once: the gap between two offset index entries at the default
+/// `index.interval.bytes` (4 KiB) plus the batch the gap ends in, in the common case.
+const LOOKUP_CHUNK: usize = 16 << 10;
 
 /// Returns the path of a segment file: the base offset zero-padded to 20 digits.
 pub(crate) fn segment_path(dir: &Path, base_offset: i64, suffix: &str) -> PathBuf {
@@ -62,6 +65,8 @@ pub(crate) struct Segment<D: Disk> {
     /// Broker time of the segment's first append, or of the log's open for a segment that
     /// already had data; `segment.ms` counts from here.
     pub roll_base_ms: i64,
+    /// Set at open when an index file's length is not a whole number of entries.
+    index_length_problem: Option<String>,
 }
 
 impl<D: Disk> Segment<D> {
@@ -114,6 +119,15 @@ impl<D: Disk> Segment<D> {
         let time_path = segment_path(dir, base_offset, TIME_INDEX_SUFFIX);
         let (offset_map, offset_entries) = map_existing(disk, &offset_path, OffsetIndex::<D::Map>::entries_in).await?;
         let (time_map, time_entries) = map_existing(disk, &time_path, TimeIndex::<D::Map>::entries_in).await?;
+        let index_length_problem = match (offset_entries, time_entries) {
+            (None, _) => Some(format!(
+                "{} is not a whole number of entries long",
+                offset_path.display()
+            )),
+            (_, None) => Some(format!("{} is not a whole number of entries long", time_path.display())),
+            _ => None,
+        };
+        let (offset_entries, time_entries) = (offset_entries.unwrap_or(0), time_entries.unwrap_or(0));
         let time_index = TimeIndex::new(time_map, base_offset, time_entries);
         let (max_timestamp, offset_of_max_timestamp) = time_index.last_entry().unwrap_or((-1, base_offset));
         Ok(Segment {
@@ -128,12 +142,16 @@ impl<D: Disk> Segment<D> {
             max_timestamp,
             offset_of_max_timestamp,
             roll_base_ms: -1,
+            index_length_problem,
         })
     }
 
     /// Checks the indexes loaded by [`Segment::open`] against the segment's extent.
     /// Returns what is wrong when they cannot be trusted.
     pub fn check_indexes(&self, next_offset: i64) -> Result<(), String> {
+        if let Some(problem) = &self.index_length_problem {
+            return Err(problem.clone());
+        }
         if self.size > 0 && self.time_index.entries() == 0 {
             return Err("time index is empty or missing".to_string());
         }
@@ -144,7 +162,7 @@ impl<D: Disk> Segment<D> {
     /// Finds the next offset and the roll base of a segment whose indexes passed
     /// [`Segment::check_indexes`], by reading from the last indexed batch to the end.
     pub async fn load_tail(&mut self) -> Result<(), LogError> {
-        let mut scanner = Scanner::new(self, self.offset_index_last_position());
+        let mut scanner = Scanner::new(self, self.offset_index_last_position(), LOOKUP_CHUNK);
         while let Some(found) = scanner.next_header().await? {
             self.next_offset = found.header.next_offset();
         }
@@ -173,7 +191,7 @@ impl<D: Disk> Segment<D> {
         self.max_timestamp = -1;
         self.offset_of_max_timestamp = self.base_offset;
 
-        let mut scanner = Scanner::new(self, 0);
+        let mut scanner = Scanner::new(self, 0, SCAN_CHUNK);
         loop {
             let position = scanner.position;
             let remaining = self.size - position;
@@ -194,7 +212,7 @@ impl<D: Disk> Segment<D> {
             if let Err(error) = batch::check_crc(&bytes) {
                 return self.classify(&mut scanner, position, Some(size), error).await;
             }
-            if header.base_offset < self.next_offset || header.record_count < 0 {
+            if header.base_offset < self.next_offset {
                 let reason = format!(
                     "batch base offset {} is below the expected offset {}",
                     header.base_offset, self.next_offset
@@ -289,7 +307,7 @@ impl<D: Disk> Segment<D> {
 
     /// Reads the header of the batch at `position`, or `None` at the end of the file.
     pub async fn header_at(&self, position: u64) -> Result<Option<BatchHeader>, LogError> {
-        Scanner::new(self, position)
+        Scanner::new(self, position, HEADER_LEN)
             .next_header()
             .await
             .map(|found| found.map(|found| found.header))
@@ -297,32 +315,37 @@ impl<D: Disk> Segment<D> {
 
     /// Finds the first batch whose last offset is `offset` or later.
     pub async fn find(&self, offset: i64) -> Result<Option<BatchPosition>, LogError> {
-        let mut scanner = Scanner::new(self, self.offset_index.lookup(offset));
-        while let Some(found) = scanner.next_header().await? {
-            if found.header.last_offset() >= offset {
-                return Ok(Some(found));
-            }
-        }
-        Ok(None)
+        let mut scanner = Scanner::new(self, self.offset_index.lookup(offset), LOOKUP_CHUNK);
+        scanner.seek(offset).await
     }
 
-    /// Reads whole batches from `start`: the first one whatever its size, then as many
-    /// more as fit within `max_bytes`. The result shares one buffer, with no copy per batch.
-    pub async fn read(&self, start: BatchPosition, max_bytes: usize) -> Result<Bytes, LogError> {
+    /// Reads whole batches starting with the first whose last offset is `offset` or
+    /// later: that one whatever its size, then as many more as fit within `max_bytes`.
+    /// Returns `None` when the segment has no such batch.
+    ///
+    /// One chunk read usually covers both the walk from the index entry and the result,
+    /// which is a slice of that chunk, so no record data is copied after the read.
+    pub async fn read(&self, offset: i64, max_bytes: usize) -> Result<Option<Bytes>, LogError> {
+        let chunk_len = max_bytes.saturating_add(HEADER_LEN).saturating_add(LOOKUP_CHUNK);
+        let mut scanner = Scanner::new(self, self.offset_index.lookup(offset), chunk_len);
+        let Some(start) = scanner.seek(offset).await? else {
+            return Ok(None);
+        };
+
+        let limit = start.position.saturating_add(max_bytes as u64);
         let mut end = start.position + start.header.size() as u64;
-        let mut scanner = Scanner::new(self, end);
-        while let Some(found) = scanner.next_header().await? {
-            let next_end = found.position + found.header.size() as u64;
-            if next_end - start.position > max_bytes as u64 {
+        while scanner.position + HEADER_LEN as u64 <= limit {
+            let Some(next) = scanner.next_header().await? else {
+                break;
+            };
+            let next_end = next.position + next.header.size() as u64;
+            if next_end > limit {
                 break;
             }
             end = next_end;
         }
-        let len = (end - start.position) as usize;
-        self.log
-            .read_at(start.position, len)
-            .await
-            .map_err(|source| LogError::io("read", &self.log_path, source))
+        let records = scanner.bytes(start.position, (end - start.position) as usize).await?;
+        Ok(Some(records))
     }
 
     /// Finds the first record at or after `timestamp`, as (offset, timestamp).
@@ -331,10 +354,11 @@ impl<D: Disk> Segment<D> {
             return Ok(None);
         }
         let from = self.time_index.lookup(timestamp).max(min_offset);
-        let Some(start) = self.find(from).await? else {
+        let mut scanner = Scanner::new(self, self.offset_index.lookup(from), LOOKUP_CHUNK);
+        let Some(start) = scanner.seek(from).await? else {
             return Ok(None);
         };
-        let mut scanner = Scanner::new(self, start.position);
+        scanner.position = start.position;
         while let Some(found) = scanner.next_header().await? {
             if found.header.max_timestamp < timestamp {
                 continue;
@@ -352,7 +376,7 @@ impl<D: Disk> Segment<D> {
         Ok(None)
     }
 
-    /// Removes every batch whose last offset is `offset` or later. A batch that holds
+    /// Removes every batch whose last offset is `offset` or later. A batch that contains
     /// `offset` goes whole, so the segment then ends at that batch's base offset.
     pub async fn truncate_to(&mut self, offset: i64, index_interval: u64) -> Result<(), LogError> {
         let Some(cut) = self.find(offset).await? else {
@@ -388,19 +412,21 @@ impl<D: Disk> Segment<D> {
         Ok(())
     }
 
-    /// Grows the index files to their maximum size so the segment can take appends.
+    /// Grows the index files to their maximum size so the segment can take appends. A
+    /// failure is fatal, because an index of unknown size cannot take entries.
     pub fn activate(&mut self, index_bytes: u64) -> Result<(), LogError> {
         let path = &self.log_path;
         self.offset_index
             .grow(index_bytes)
-            .map_err(|source| LogError::io("grow offset index", path, source))?;
+            .map_err(|source| LogError::fatal_io("grow offset index", path, source))?;
         self.time_index
             .grow(index_bytes)
-            .map_err(|source| LogError::io("grow time index", path, source))
+            .map_err(|source| LogError::fatal_io("grow time index", path, source))
     }
 
     /// Ends the segment's active life: writes the time index entry for its max timestamp,
-    /// cuts both indexes to their entries and makes them durable.
+    /// cuts both indexes to their entries and makes them durable. A failure is fatal, as
+    /// for any failed sync.
     pub fn seal(&mut self) -> Result<(), LogError> {
         if self.max_timestamp >= 0 {
             self.time_index
@@ -409,10 +435,10 @@ impl<D: Disk> Segment<D> {
         let path = &self.log_path;
         self.offset_index
             .trim()
-            .map_err(|source| LogError::io("trim offset index", path, source))?;
+            .map_err(|source| LogError::fatal_io("trim offset index", path, source))?;
         self.time_index
             .trim()
-            .map_err(|source| LogError::io("trim time index", path, source))
+            .map_err(|source| LogError::fatal_io("trim time index", path, source))
     }
 
     /// Removes the segment's three files. The caller syncs the folder.
@@ -429,13 +455,13 @@ impl<D: Disk> Segment<D> {
     }
 }
 
-/// Maps an index file at the length it has. A length that is not a whole number of
-/// entries maps an empty index, which the segment's check then rejects.
+/// Maps an index file at the length it has and returns how many entries it contains,
+/// or `None` when the length is not a whole number of entries.
 async fn map_existing<D: Disk>(
     disk: &D,
     path: &Path,
     entries_in: fn(u64) -> Option<u64>,
-) -> Result<(D::Map, u64), LogError> {
+) -> Result<(D::Map, Option<u64>), LogError> {
     let exists = disk
         .exists(path)
         .await
@@ -451,7 +477,7 @@ async fn map_existing<D: Disk>(
     } else {
         0
     };
-    let entries = entries_in(len).unwrap_or(0);
+    let entries = entries_in(len);
     let map = disk
         .map(path, len)
         .await
@@ -471,10 +497,12 @@ struct Scanner<D: Disk> {
     /// File position of `chunk`'s first byte.
     chunk_start: u64,
     chunk: Bytes,
+    /// Bytes to read when the chunk does not cover a request.
+    chunk_len: usize,
 }
 
 impl<D: Disk> Scanner<D> {
-    fn new(segment: &Segment<D>, position: u64) -> Scanner<D> {
+    fn new(segment: &Segment<D>, position: u64, chunk_len: usize) -> Scanner<D> {
         Scanner {
             log: segment.log.clone(),
             log_path: segment.log_path.clone(),
@@ -482,6 +510,7 @@ impl<D: Disk> Scanner<D> {
             position,
             chunk_start: 0,
             chunk: Bytes::new(),
+            chunk_len,
         }
     }
 
@@ -490,7 +519,7 @@ impl<D: Disk> Scanner<D> {
     async fn bytes(&mut self, position: u64, len: usize) -> Result<Bytes, LogError> {
         let chunk_end = self.chunk_start + self.chunk.len() as u64;
         if position < self.chunk_start || position + len as u64 > chunk_end {
-            let want = len.max(SCAN_CHUNK) as u64;
+            let want = len.max(self.chunk_len) as u64;
             let read_len = want.min(self.size - position) as usize;
             self.chunk = self
                 .log
@@ -501,6 +530,17 @@ impl<D: Disk> Scanner<D> {
         }
         let from = (position - self.chunk_start) as usize;
         Ok(self.chunk.slice(from..from + len))
+    }
+
+    /// Advances to the first batch whose last offset is `offset` or later and returns it,
+    /// leaving the position after that batch. Returns `None` at the end of the data.
+    async fn seek(&mut self, offset: i64) -> Result<Option<BatchPosition>, LogError> {
+        while let Some(found) = self.next_header().await? {
+            if found.header.last_offset() >= offset {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
     }
 
     /// Returns the next batch's header and advances past the batch, or `None` at the end
