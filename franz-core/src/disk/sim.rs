@@ -556,8 +556,8 @@ impl MappedFile for SimMap {
 
     fn read(&self, position: u64, buf: &mut [u8]) {
         assert!(position + buf.len() as u64 <= self.len, "read past the mapped length");
-        // A handle left over from before a crash reads zeros, as a dangling mapping would
-        // not; the storage engine never uses one.
+        // A map opened before a crash reads zeros. The storage engine never reads one,
+        // because a crash ends the process that opened it.
         if self.file.read_now(position, buf).is_err() {
             buf.fill(0);
         }
