@@ -8,7 +8,11 @@ pub mod batch;
 pub mod clock;
 pub mod disk;
 pub mod log;
+pub mod metadata;
+pub mod producer;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use disk::{Disk, RealDisk, SimDisk, SimDiskFaults};
-pub use log::{AppendInfo, FlushPolicy, Log, LogConfig, LogError, ReadInfo, RetentionOutcome, TimestampOffset};
+pub use log::{
+    AppendInfo, FlushPolicy, Log, LogConfig, LogError, PendingAppend, ReadInfo, RetentionOutcome, TimestampOffset,
+};

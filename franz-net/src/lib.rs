@@ -1,2 +1,9 @@
-//! Kafka and gRPC codecs and transports, and the Rust client library. Nothing here yet:
-//! the Kafka listener is the next step after the storage engine.
+//! Kafka and gRPC codecs and transports, and the Rust client library.
+//!
+//! The Kafka codec here is sans-io apart from [`frame`], which reads and writes
+//! length-prefixed frames on any async stream. It knows the wire format and nothing of
+//! what a broker does with a request.
+
+pub mod alloc;
+pub mod codec;
+pub mod frame;

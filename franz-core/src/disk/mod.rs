@@ -50,6 +50,9 @@ pub trait Disk: Clone + Send + Sync + 'static {
     /// Removes the file at `path`. Open handles keep working on the removed file.
     fn remove_file(&self, path: &Path) -> impl Future<Output = io::Result<()>> + Send;
 
+    /// Removes the empty folder `path`.
+    fn remove_dir(&self, path: &Path) -> impl Future<Output = io::Result<()>> + Send;
+
     /// Renames `from` to `to`, replacing `to` if it exists.
     fn rename(&self, from: &Path, to: &Path) -> impl Future<Output = io::Result<()>> + Send;
 

@@ -79,6 +79,10 @@ impl Disk for RealDisk {
         fs::remove_file(path)
     }
 
+    async fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        fs::remove_dir(path)
+    }
+
     async fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         fs::rename(from, to)
     }

@@ -403,6 +403,23 @@ impl Disk for SimDisk {
         Ok(())
     }
 
+    /// Folders are durable at once here, so a removed one is gone after a crash too.
+    async fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        let mut state = self.lock();
+        if state.entries.get(path) != Some(&Entry::Dir) {
+            return Err(not_found(path));
+        }
+        if state.entries.keys().any(|entry| entry.parent() == Some(path)) {
+            return Err(io::Error::new(
+                io::ErrorKind::DirectoryNotEmpty,
+                format!("{} is not empty", path.display()),
+            ));
+        }
+        state.entries.remove(path);
+        state.durable_entries.retain(|entry, _| !entry.starts_with(path));
+        Ok(())
+    }
+
     async fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let mut state = self.lock();
         let inode = state.file_inode(from)?;

@@ -107,6 +107,14 @@ pub struct AppendInfo {
     pub log_start_offset: i64,
 }
 
+/// An append that is written but maybe not yet synced; see [`Log::append_unsynced`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingAppend {
+    pub info: AppendInfo,
+    /// The flush policy wants a sync before the write is acknowledged.
+    pub sync_due: bool,
+}
+
 /// The outcome of a read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadInfo {
@@ -135,7 +143,8 @@ pub struct Log<D: Disk> {
     dir: PathBuf,
     disk: D,
     clock: Arc<dyn Clock>,
-    config: LogConfig,
+    /// Replaced whole by [`Log::set_config`]; each operation reads one consistent copy.
+    config: std::sync::RwLock<Arc<LogConfig>>,
     state: RwLock<LogState<D>>,
     /// Held by the one task that syncs; others wait and usually find their data synced.
     flush_lock: Mutex<()>,
@@ -241,7 +250,7 @@ impl<D: Disk> Log<D> {
             dir,
             disk,
             clock,
-            config,
+            config: std::sync::RwLock::new(Arc::new(config)),
             state: RwLock::new(LogState {
                 segments: BTreeMap::new(),
                 log_start_offset: 0,
@@ -304,8 +313,8 @@ impl<D: Disk> Log<D> {
         let clean = checkpoint.is_some_and(|checkpoint| checkpoint.clean_shutdown);
         let recovery_point = checkpoint.map_or(0, |checkpoint| checkpoint.recovery_point);
         let checkpoint_start = checkpoint.map_or(0, |checkpoint| checkpoint.log_start_offset);
-        let index_bytes = self.config.segment_index_bytes;
-        let interval = self.config.index_interval_bytes;
+        let index_bytes = self.config().segment_index_bytes;
+        let interval = self.config().index_interval_bytes;
 
         // The scan starts at the segment that contains the recovery point.
         let scan_from = base_offsets
@@ -475,7 +484,7 @@ impl<D: Disk> Log<D> {
             &self.disk,
             &self.dir,
             base_offset,
-            self.config.segment_index_bytes,
+            self.config().segment_index_bytes,
             self.clock.now_ms(),
         )
         .await?;
@@ -491,8 +500,20 @@ impl<D: Disk> Log<D> {
         &self.dir
     }
 
-    pub fn config(&self) -> &LogConfig {
-        &self.config
+    /// Returns the settings in force.
+    pub fn config(&self) -> Arc<LogConfig> {
+        self.config
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Replaces the settings after validating them. Appends, rolls and retention passes
+    /// that start afterwards use the new ones; segments already written keep their size.
+    pub fn set_config(&self, config: LogConfig) -> Result<(), LogError> {
+        config.validate().map_err(LogError::InvalidConfig)?;
+        *self.config.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(config);
+        Ok(())
     }
 
     pub async fn log_start_offset(&self) -> i64 {
@@ -530,18 +551,18 @@ impl<D: Disk> Log<D> {
     }
 
     /// Splits `records` into batches and validates each one fully. Returns their headers.
-    fn validate(&self, records: &[u8]) -> Result<Vec<BatchHeader>, LogError> {
+    fn validate(&self, records: &[u8], config: &LogConfig) -> Result<Vec<BatchHeader>, LogError> {
         let mut headers = Vec::new();
         let mut position = 0;
         while position < records.len() {
             let index = headers.len();
             let rest = &records[position..];
             let header = BatchHeader::parse(rest).map_err(|source| LogError::InvalidBatch { index, source })?;
-            if header.size() > self.config.max_message_bytes {
+            if header.size() > config.max_message_bytes {
                 return Err(LogError::RecordTooLarge {
                     index,
                     size: header.size(),
-                    max: self.config.max_message_bytes,
+                    max: config.max_message_bytes,
                 });
             }
             if header.size() > rest.len() {
@@ -572,8 +593,22 @@ impl<D: Disk> Log<D> {
     /// `max.message.bytes`), then given the next offsets by rewriting its base offset, and
     /// stamped with `leader_epoch` and, on a LogAppendTime topic, the broker's time. The
     /// call returns once the data is written and, if the flush policy requires it, synced.
-    pub async fn append(&self, mut records: BytesMut, leader_epoch: i32) -> Result<AppendInfo, LogError> {
-        let headers = self.validate(&records)?;
+    pub async fn append(&self, records: BytesMut, leader_epoch: i32) -> Result<AppendInfo, LogError> {
+        let pending = self.append_unsynced(records, leader_epoch).await?;
+        if pending.sync_due {
+            self.sync_to(pending.info.last_offset + 1).await?;
+        }
+        Ok(pending.info)
+    }
+
+    /// Appends like [`Log::append`] but returns before any sync, saying whether the flush
+    /// policy wants one. The caller MUST then call [`Log::sync_to`] with
+    /// `info.last_offset + 1` when `sync_due` is set, before acknowledging the write. This
+    /// split lets a caller hold its own lock over the write alone, so that appends under
+    /// that lock still share fsyncs.
+    pub async fn append_unsynced(&self, mut records: BytesMut, leader_epoch: i32) -> Result<PendingAppend, LogError> {
+        let config = self.config();
+        let headers = self.validate(&records, &config)?;
         let record_count: u64 = headers.iter().map(|header| header.record_count as u64).sum();
         let offset_span: i64 = headers
             .iter()
@@ -588,18 +623,13 @@ impl<D: Disk> Log<D> {
             .await;
         let info = appended.map_err(|error| state.fail(&self.dir, error))?;
         state.messages_appended += record_count;
-        let sync_now = match self.config.flush {
+        let sync_due = match config.flush {
             FlushPolicy::EveryAppend => true,
             FlushPolicy::EveryMessages(messages) => state.messages_appended - state.messages_synced >= messages,
             FlushPolicy::Interval(interval) => now - state.last_sync_ms >= interval.as_millis() as i64,
             FlushPolicy::Os => false,
         };
-        drop(state);
-
-        if sync_now {
-            self.sync_to(info.last_offset + 1).await?;
-        }
-        Ok(info)
+        Ok(PendingAppend { info, sync_due })
     }
 
     /// Rolls when needed, assigns offsets and writes the batches. The caller holds the
@@ -616,7 +646,7 @@ impl<D: Disk> Log<D> {
         self.maybe_roll(state, records.len() as u64, offset_span, now).await?;
 
         let base_offset = state.log_end_offset();
-        let log_append_time = match self.config.timestamp_type {
+        let log_append_time = match self.config().timestamp_type {
             TimestampType::LogAppendTime => now,
             TimestampType::CreateTime => -1,
         };
@@ -635,7 +665,7 @@ impl<D: Disk> Log<D> {
             position += header.size();
         }
 
-        let interval = self.config.index_interval_bytes;
+        let interval = self.config().index_interval_bytes;
         state.active_mut().append(records, &assigned, interval, now).await?;
         Ok(AppendInfo {
             base_offset,
@@ -657,9 +687,9 @@ impl<D: Disk> Log<D> {
         let active = state.active();
         let reason = if active.size == 0 {
             None
-        } else if active.size + append_bytes > self.config.segment_bytes {
+        } else if active.size + append_bytes > self.config().segment_bytes {
             Some("segment.bytes")
-        } else if now - active.roll_base_ms > self.config.segment_ms {
+        } else if now - active.roll_base_ms > self.config().segment_ms {
             Some("segment.ms")
         } else if active.indexes_full() {
             Some("full index")
@@ -688,7 +718,14 @@ impl<D: Disk> Log<D> {
             .await
             .map_err(|source| LogError::fatal_io("sync rolled segment", &old.log_path, source))?;
         state.recovery_point = base_offset;
-        let segment = Segment::create(&self.disk, &self.dir, base_offset, self.config.segment_index_bytes, now).await?;
+        let segment = Segment::create(
+            &self.disk,
+            &self.dir,
+            base_offset,
+            self.config().segment_index_bytes,
+            now,
+        )
+        .await?;
         state.segments.insert(base_offset, segment);
         state.folder_changes += 1;
         info!(dir = %self.dir.display(), base_offset, reason, "rolled to a new segment");
@@ -706,7 +743,7 @@ impl<D: Disk> Log<D> {
     /// Syncs the log up to at least `target` (exclusive). Concurrent callers share one
     /// fsync: the task holding the flush lock syncs everything appended so far, and the
     /// others then find their offsets below the recovery point.
-    async fn sync_to(&self, target: i64) -> Result<(), LogError> {
+    pub async fn sync_to(&self, target: i64) -> Result<(), LogError> {
         let _flushing = self.flush_lock.lock().await;
         let (files, end, messages, folder_changes) = {
             let state = self.state.read().await;
@@ -766,7 +803,7 @@ impl<D: Disk> Log<D> {
         let due = {
             let state = self.state.read().await;
             let unsynced = state.messages_appended - state.messages_synced;
-            match self.config.flush {
+            match self.config().flush {
                 FlushPolicy::Interval(interval) => {
                     self.clock.now_ms() - state.last_sync_ms >= interval.as_millis() as i64
                 }
@@ -832,6 +869,25 @@ impl<D: Disk> Log<D> {
         Ok(None)
     }
 
+    /// Finds the record with the largest timestamp (ListOffsets' MAX_TIMESTAMP). When
+    /// several records share it, the one with the lowest offset wins. Returns `None` for
+    /// an empty log.
+    pub async fn max_timestamp(&self) -> Result<Option<TimestampOffset>, LogError> {
+        let max = {
+            let state = self.state.read().await;
+            state
+                .segments
+                .values()
+                .filter(|segment| segment.size > 0)
+                .map(|segment| segment.max_timestamp)
+                .max()
+        };
+        match max {
+            Some(timestamp) => self.offset_for_timestamp(timestamp).await,
+            None => Ok(None),
+        }
+    }
+
     /// Deletes segments that retention no longer keeps, oldest first:
     /// - segments wholly below the log start offset;
     /// - segments whose newest record is older than `retention.ms`;
@@ -847,7 +903,8 @@ impl<D: Disk> Log<D> {
     }
 
     async fn enforce_retention_locked(&self, state: &mut LogState<D>, now: i64) -> Result<RetentionOutcome, LogError> {
-        let expired = |segment: &Segment<D>| match self.config.retention_ms {
+        let config = self.config();
+        let expired = |segment: &Segment<D>| match config.retention_ms {
             Some(retention) => segment.size > 0 && segment.max_timestamp < now - retention,
             None => false,
         };
@@ -862,8 +919,7 @@ impl<D: Disk> Log<D> {
             let (base, next_base) = (pair[0], pair[1]);
             let segment = &state.segments[&base];
             let below_start = next_base <= state.log_start_offset;
-            let over_size = self
-                .config
+            let over_size = config
                 .retention_bytes
                 .is_some_and(|limit| total.saturating_sub(segment.size) >= limit);
             if !(below_start || expired(segment) || over_size) {
@@ -985,8 +1041,8 @@ impl<D: Disk> Log<D> {
         }
 
         let active = state.active_mut();
-        active.activate(self.config.segment_index_bytes)?;
-        active.truncate_to(offset, self.config.index_interval_bytes).await?;
+        active.activate(self.config().segment_index_bytes)?;
+        active.truncate_to(offset, self.config().index_interval_bytes).await?;
         active
             .log
             .sync()
@@ -1010,9 +1066,38 @@ impl<D: Disk> Log<D> {
         written.map_err(|error| state.fail(&self.dir, error))
     }
 
+    /// Deletes every file of the log and its folder, for a deleted topic, and takes the
+    /// log offline so that tasks still holding it get [`LogError::Offline`]. Nothing is
+    /// synced: a crash halfway leaves a folder the broker no longer lists.
+    pub async fn delete(&self) -> Result<(), LogError> {
+        let mut state = self.state.write().await;
+        state.offline = Some(Arc::from("the partition was deleted"));
+        for segment in state.segments.values() {
+            segment.delete(&self.disk, &self.dir).await?;
+        }
+        let leftovers = self
+            .disk
+            .list_dir(&self.dir)
+            .await
+            .map_err(|source| LogError::io("list partition folder", &self.dir, source))?;
+        for path in leftovers {
+            self.disk
+                .remove_file(&path)
+                .await
+                .map_err(|source| LogError::io("remove file", &path, source))?;
+        }
+        self.disk
+            .remove_dir(&self.dir)
+            .await
+            .map_err(|source| LogError::io("remove partition folder", &self.dir, source))?;
+        info!(dir = %self.dir.display(), "deleted partition log");
+        Ok(())
+    }
+
     /// Closes the log cleanly: syncs everything, trims the active segment's indexes and
-    /// writes a checkpoint marked clean, so that the next open skips the scan.
-    pub async fn close(self) -> Result<(), LogError> {
+    /// writes a checkpoint marked clean, so that the next open skips the scan. The log
+    /// accepts no writes afterwards.
+    pub async fn close(&self) -> Result<(), LogError> {
         self.flush().await?;
         let mut state = self.state.write().await;
         state.check_online()?;
@@ -1020,6 +1105,7 @@ impl<D: Disk> Log<D> {
         sealed.map_err(|error| state.fail(&self.dir, error))?;
         let written = state.checkpoint(true).write(&self.disk, &self.dir).await;
         written.map_err(|error| state.fail(&self.dir, error))?;
+        state.offline = Some(Arc::from("the log is closed"));
         info!(dir = %self.dir.display(), log_end_offset = state.log_end_offset(), "closed partition log");
         Ok(())
     }

@@ -1,0 +1,70 @@
+//! Length-prefixed Kafka frames: a big-endian i32 size, then that many bytes.
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Why a frame could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    #[error("frame of {size} bytes is larger than socket.request.max.bytes {max}")]
+    TooLarge { size: usize, max: usize },
+    #[error("frame size {size} is negative")]
+    NegativeSize { size: i32 },
+    #[error("connection closed inside a frame")]
+    Truncated,
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Reads one frame's payload. Returns `None` when the peer closed the connection between
+/// frames. A frame larger than `max_bytes` is rejected before its payload is read.
+pub async fn read_frame<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    max_bytes: usize,
+) -> Result<Option<BytesMut>, FrameError> {
+    let mut size = [0u8; 4];
+    let mut filled = 0;
+    while filled < size.len() {
+        let read = reader.read(&mut size[filled..]).await?;
+        if read == 0 {
+            return if filled == 0 {
+                Ok(None)
+            } else {
+                Err(FrameError::Truncated)
+            };
+        }
+        filled += read;
+    }
+
+    let size = i32::from_be_bytes(size);
+    if size < 0 {
+        return Err(FrameError::NegativeSize { size });
+    }
+    let size = size as usize;
+    if size > max_bytes {
+        return Err(FrameError::TooLarge { size, max: max_bytes });
+    }
+
+    let mut payload = BytesMut::zeroed(size);
+    reader
+        .read_exact(&mut payload)
+        .await
+        .map_err(|error| match error.kind() {
+            std::io::ErrorKind::UnexpectedEof => FrameError::Truncated,
+            _ => FrameError::Io(error),
+        })?;
+    Ok(Some(payload))
+}
+
+/// Writes one frame: the size prefix, then `payload`.
+pub async fn write_frame<W: AsyncWrite + Unpin>(writer: &mut W, payload: &[u8]) -> std::io::Result<()> {
+    let size = i32::try_from(payload.len()).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("frame of {} bytes does not fit an i32 size", payload.len()),
+        )
+    })?;
+    writer.write_all(&size.to_be_bytes()).await?;
+    writer.write_all(payload).await?;
+    writer.flush().await
+}

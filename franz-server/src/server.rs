@@ -1,0 +1,121 @@
+//! Starts and stops a broker node: opens the data folder, binds the Kafka listener and
+//! runs the background timers (retention, scheduled flushes, checkpoints, group
+//! timeouts). The binary and the simulation tests both start the node through here.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use franz_core::{Clock, Disk};
+use tokio::net::TcpListener;
+use tracing::{error, info};
+
+use crate::broker::Broker;
+use crate::config::ServerConfig;
+use crate::groups::GroupService;
+use crate::kafka::{self, Context};
+use crate::shutdown::Shutdown;
+
+/// How often logs sync when `flush.ms` or `flush.messages` are due without appends.
+const FLUSH_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+/// How often every partition writes its checkpoint, so that recovery scans less.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(60);
+
+/// A running node.
+pub struct Node<D: Disk> {
+    pub local_addr: SocketAddr,
+    pub broker: Arc<Broker<D>>,
+    shutdown: Shutdown,
+    listener_task: tokio::task::JoinHandle<()>,
+    timer_task: tokio::task::JoinHandle<()>,
+}
+
+/// Opens the data folder and starts serving.
+pub async fn start<D: Disk>(config: ServerConfig, disk: D, clock: Arc<dyn Clock>) -> Result<Node<D>, String> {
+    config
+        .validate()
+        .map_err(|reason| format!("invalid configuration: {reason}"))?;
+    let listener = TcpListener::bind(&config.listener).await.map_err(|error| {
+        format!(
+            "binding the Kafka listener to {} failed: {error}; is another broker running on that port?",
+            config.listener
+        )
+    })?;
+    let local_addr = listener
+        .local_addr()
+        .map_err(|error| format!("reading the listener's address failed: {error}"))?;
+
+    let broker = Broker::open(config, disk, clock)
+        .await
+        .map_err(|error| format!("opening the data folder failed: {error}"))?;
+    let groups = GroupService::open(broker.clone()).await?;
+    let shutdown = Shutdown::new();
+    let context = Arc::new(Context {
+        broker: broker.clone(),
+        groups,
+        shutdown: shutdown.clone(),
+    });
+
+    let listener_task = tokio::spawn(kafka::serve(listener, context.clone()));
+    let timer_task = tokio::spawn(run_timers(context));
+    info!(
+        listener = %local_addr,
+        data_dir = %broker.config.data_dir.display(),
+        cluster_id = broker.cluster_id(),
+        "franz-server started"
+    );
+    Ok(Node {
+        local_addr,
+        broker,
+        shutdown,
+        listener_task,
+        timer_task,
+    })
+}
+
+impl<D: Disk> Node<D> {
+    /// Stops the node cleanly: stops accepting, lets connections finish the requests they
+    /// are serving, then flushes, checkpoints and closes every log.
+    pub async fn stop(self) -> Result<(), String> {
+        info!("franz-server stopping");
+        self.shutdown.trigger();
+        self.broker.wake_all_fetches();
+        let _ = self.listener_task.await;
+        self.shutdown.wait_for_tasks().await;
+        let _ = self.timer_task.await;
+        self.broker
+            .close()
+            .await
+            .map_err(|error| format!("closing the partition logs failed: {error}"))?;
+        info!("franz-server stopped cleanly");
+        Ok(())
+    }
+}
+
+async fn run_timers<D: Disk>(context: Arc<Context<D>>) {
+    let broker = &context.broker;
+    let retention_interval = Duration::from_millis(broker.config.retention_check_interval_ms.max(1));
+    let mut next_retention = tokio::time::Instant::now() + retention_interval;
+    let mut next_checkpoint = tokio::time::Instant::now() + CHECKPOINT_INTERVAL;
+    loop {
+        tokio::select! {
+            biased;
+            _ = context.shutdown.wait() => break,
+            _ = tokio::time::sleep(FLUSH_CHECK_INTERVAL) => {}
+        }
+        let now = tokio::time::Instant::now();
+        let checkpoint = now >= next_checkpoint;
+        if checkpoint {
+            next_checkpoint = now + CHECKPOINT_INTERVAL;
+        }
+        broker.flush_and_checkpoint(checkpoint).await;
+        if now >= next_retention {
+            next_retention = now + retention_interval;
+            broker.enforce_retention().await;
+        }
+    }
+    if context.shutdown.is_triggered() {
+        return;
+    }
+    error!("the timer task stopped unexpectedly");
+}
