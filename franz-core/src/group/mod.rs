@@ -35,7 +35,7 @@ mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::ConsumerProtocolSubscription;
 use kafka_protocol::protocol::{Decodable, Message};
@@ -61,8 +61,8 @@ pub struct GroupConfig {
     /// `group.max.session.timeout.ms`: largest session timeout a member may ask for.
     pub max_session_timeout_ms: i32,
     /// `group.initial.rebalance.delay.ms`: how long the first join phase of an Empty
-    /// group waits for more members, extended by as much for each new member, up to the
-    /// rebalance timeout.
+    /// group waits for more members. Each delay in which a new member joined is followed
+    /// by one more, until the phase has lasted the group's rebalance timeout.
     pub initial_rebalance_delay_ms: i64,
     /// `group.max.size`: most members a group may have.
     pub max_group_size: usize,
@@ -523,8 +523,7 @@ fn parse_subscription(metadata: &Bytes) -> Option<Vec<String>> {
     if buf.len() < 2 {
         return None;
     }
-    let version = i16::from_be_bytes([buf[0], buf[1]]);
-    let _ = bytes::Buf::get_i16(&mut buf);
+    let version = buf.get_i16();
     if version < ConsumerProtocolSubscription::VERSIONS.min {
         return None;
     }
