@@ -7,6 +7,7 @@
 pub mod batch;
 pub mod clock;
 pub mod disk;
+pub mod group;
 pub mod log;
 pub mod metadata;
 pub mod producer;
