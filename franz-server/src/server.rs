@@ -57,6 +57,7 @@ pub async fn start<D: Disk>(config: ServerConfig, disk: D, clock: Arc<dyn Clock>
     });
 
     let listener_task = tokio::spawn(kafka::serve(listener, context.clone()));
+    tokio::spawn(context.groups.clone().run_ticks(shutdown.clone()));
     let timer_task = tokio::spawn(run_timers(context));
     info!(
         listener = %local_addr,
