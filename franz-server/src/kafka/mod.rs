@@ -115,6 +115,18 @@ async fn serve_connection<D: Disk>(stream: TcpStream, peer: SocketAddr, context:
 /// Decodes and serves one request. Returns the response payload, if any, and whether
 /// the connection stays open.
 async fn process<D: Disk>(context: &Context<D>, payload: Bytes, peer: SocketAddr) -> (Option<BytesMut>, bool) {
+    // KIP-511: an ApiVersions request of a version this broker does not know gets a v0
+    // answer with the supported list, read from the fixed prefix alone, because the
+    // rest of a newer header may not parse.
+    if let Ok(prefix) = codec::request_prefix(&payload) {
+        let is_api_versions = prefix.api_key == ApiKey::ApiVersions as i16;
+        if is_api_versions && !versions::is_supported(ApiKey::ApiVersions, prefix.api_version) {
+            let response = ResponseKind::ApiVersions(versions::api_versions_response(
+                ResponseError::UnsupportedVersion.code(),
+            ));
+            return (encode(ApiKey::ApiVersions, 0, prefix.correlation_id, &response), true);
+        }
+    }
     let request = match codec::decode_header(payload) {
         Ok(request) => request,
         Err(DecodeError::UnknownApiKey { prefix }) => {
@@ -131,13 +143,6 @@ async fn process<D: Disk>(context: &Context<D>, payload: Bytes, peer: SocketAddr
     let correlation_id = request.header.correlation_id;
 
     if !versions::is_supported(api_key, version) {
-        if api_key == ApiKey::ApiVersions {
-            // KIP-511: answer in v0, which every client parses, with the supported list.
-            let response = ResponseKind::ApiVersions(versions::api_versions_response(
-                ResponseError::UnsupportedVersion.code(),
-            ));
-            return (encode(api_key, 0, correlation_id, &response), true);
-        }
         warn!(%peer, ?api_key, version, "unsupported API version; answering UNSUPPORTED_VERSION and closing");
         return (Some(codec::encode_unknown_api_response(correlation_id)), false);
     }
