@@ -9,6 +9,8 @@
 //!
 //! More cases: `PROPTEST_CASES=100000 cargo test -p franz-net --release --test decoder_fuzz`.
 
+#![allow(clippy::disallowed_methods)] // The corpus is test data read with std::fs.
+
 use std::path::PathBuf;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -62,22 +64,18 @@ fn name(text: &str) -> TopicName {
 /// Valid requests of the APIs with the deepest structures, at several versions.
 fn seed_frames() -> Vec<(String, Vec<u8>)> {
     let records = Bytes::from_static(&[0u8; 70]);
-    let produce = RequestKind::Produce(
-        ProduceRequest::default().with_acks(-1).with_topic_data(vec![
+    let produce = RequestKind::Produce(ProduceRequest::default().with_acks(-1).with_topic_data(vec![
             produce_request::TopicProduceData::default()
                 .with_name(name("orders"))
                 .with_partition_data(vec![produce_request::PartitionProduceData::default()
                     .with_index(3)
                     .with_records(Some(records))]),
-        ]),
-    );
-    let fetch = RequestKind::Fetch(
-        FetchRequest::default()
-            .with_replica_id(BrokerId(-1))
-            .with_topics(vec![fetch_request::FetchTopic::default()
+        ]));
+    let fetch = RequestKind::Fetch(FetchRequest::default().with_replica_id(BrokerId(-1)).with_topics(
+        vec![fetch_request::FetchTopic::default()
                 .with_topic(name("orders"))
-                .with_partitions(vec![fetch_request::FetchPartition::default().with_fetch_offset(10)])]),
-    );
+                .with_partitions(vec![fetch_request::FetchPartition::default().with_fetch_offset(10)])],
+    ));
     let metadata = RequestKind::Metadata(MetadataRequest::default().with_topics(Some(vec![
         metadata_request::MetadataRequestTopic::default().with_name(Some(name("orders"))),
     ])));
@@ -94,7 +92,9 @@ fn seed_frames() -> Vec<(String, Vec<u8>)> {
             .with_group_id(GroupId(StrBytes::from_static_str("group")))
             .with_topics(vec![offset_commit_request::OffsetCommitRequestTopic::default()
                 .with_name(name("orders"))
-                .with_partitions(vec![offset_commit_request::OffsetCommitRequestPartition::default()])]),
+                .with_partitions(vec![
+                    offset_commit_request::OffsetCommitRequestPartition::default(),
+                ])]),
     );
     let create = RequestKind::CreateTopics(CreateTopicsRequest::default().with_topics(vec![
         create_topics_request::CreatableTopic::default()

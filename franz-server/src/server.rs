@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use franz_core::{Clock, Disk};
 use tokio::net::TcpListener;
-use tracing::{error, info};
+use tracing::info;
 
 use crate::broker::Broker;
 use crate::config::ServerConfig;
@@ -95,28 +95,22 @@ impl<D: Disk> Node<D> {
 
 async fn run_timers<D: Disk>(context: Arc<Context<D>>) {
     let broker = &context.broker;
-    let retention_interval = Duration::from_millis(broker.config.retention_check_interval_ms.max(1));
-    let mut next_retention = tokio::time::Instant::now() + retention_interval;
-    let mut next_checkpoint = tokio::time::Instant::now() + CHECKPOINT_INTERVAL;
+    // Retention and checkpoints run every so many flush checks, counted in ticks so that
+    // no clock is read here.
+    let tick_ms = FLUSH_CHECK_INTERVAL.as_millis() as u64;
+    let retention_every = (broker.config.retention_check_interval_ms / tick_ms).max(1);
+    let checkpoint_every = (CHECKPOINT_INTERVAL.as_millis() as u64 / tick_ms).max(1);
+    let mut ticks: u64 = 0;
     loop {
         tokio::select! {
             biased;
-            _ = context.shutdown.wait() => break,
+            _ = context.shutdown.wait() => return,
             _ = tokio::time::sleep(FLUSH_CHECK_INTERVAL) => {}
         }
-        let now = tokio::time::Instant::now();
-        let checkpoint = now >= next_checkpoint;
-        if checkpoint {
-            next_checkpoint = now + CHECKPOINT_INTERVAL;
-        }
-        broker.flush_and_checkpoint(checkpoint).await;
-        if now >= next_retention {
-            next_retention = now + retention_interval;
+        ticks += 1;
+        broker.flush_and_checkpoint(ticks % checkpoint_every == 0).await;
+        if ticks % retention_every == 0 {
             broker.enforce_retention().await;
         }
     }
-    if context.shutdown.is_triggered() {
-        return;
-    }
-    error!("the timer task stopped unexpectedly");
 }

@@ -55,7 +55,8 @@ pub async fn fetch<D: Disk>(context: &Context<D>, _request: &Request, body: Fetc
     } else {
         body.max_bytes as usize
     };
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(body.max_wait_ms.max(0) as u64);
+    let timeout = tokio::time::sleep(Duration::from_millis(body.max_wait_ms.max(0) as u64));
+    tokio::pin!(timeout);
     let responses = loop {
         // Arm the wake-ups before reading, so that an append between the read and the
         // wait is not missed.
@@ -69,15 +70,14 @@ pub async fn fetch<D: Disk>(context: &Context<D>, _request: &Request, body: Fetc
         }
 
         let (responses, bytes, has_error) = read_all(&wanted, max_bytes).await;
-        let now = tokio::time::Instant::now();
-        if bytes >= min_bytes || has_error || now >= deadline || context.shutdown.is_triggered() {
+        if bytes >= min_bytes || has_error || timeout.is_elapsed() || context.shutdown.is_triggered() {
             break responses;
         }
         tokio::select! {
             biased;
             _ = context.shutdown.wait() => {}
             _ = any_of(&mut wakeups) => {}
-            _ = tokio::time::sleep_until(deadline) => {}
+            _ = &mut timeout => {}
         }
     };
 

@@ -77,7 +77,7 @@ pub async fn serve<D: Disk>(listener: TcpListener, context: Arc<Context<D>>) {
 
 async fn serve_connection<D: Disk>(stream: TcpStream, peer: SocketAddr, context: Arc<Context<D>>) {
     let _ = stream.set_nodelay(true);
-    let (mut reader, mut writer) = stream.into_split();
+    let (mut reader, mut writer) = tokio::io::split(stream);
     let max_bytes = context.broker.config.socket_request_max_bytes;
     loop {
         let read = tokio::select! {
