@@ -82,19 +82,16 @@ pub fn decode_header(payload: Bytes) -> Result<RequestFrame, DecodeError> {
 }
 
 /// Decodes a request body. The caller checks first that the version is one it serves.
-/// Bytes left over after the body are an error, as in Kafka.
+///
+/// Bytes left over after the body are ignored, because real clients send them:
+/// confluent-kafka 2.16.1 sends Metadata v12 requests three bytes longer than the schema.
 pub fn decode_body(api_key: ApiKey, version: i16, body: Bytes) -> Result<RequestKind, DecodeError> {
     let mut body = body;
-    let malformed = |message: String| DecodeError::MalformedBody {
+    guarded(|| RequestKind::decode(api_key, &mut body, version)).map_err(|message| DecodeError::MalformedBody {
         api_key,
         version,
         message,
-    };
-    let request = guarded(|| RequestKind::decode(api_key, &mut body, version)).map_err(malformed)?;
-    if body.has_remaining() {
-        return Err(malformed(format!("{} bytes left after the body", body.remaining())));
-    }
-    Ok(request)
+    })
 }
 
 /// Encodes a response frame payload (without the size prefix): the response header for

@@ -35,6 +35,12 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeCluster, 0, 1),
 ];
 
+/// Produce is advertised from v0 although only v3 and later are served, as Kafka 4.0 does
+/// (KAFKA-18659): older librdkafka releases, such as the 2.0.2 inside Debian 12's kcat,
+/// compress with gzip, snappy or lz4 only when the broker lists Produce v0. Clients use the highest common version, so none sends v0-v2
+/// because of this, and a request that does gets UNSUPPORTED_VERSION.
+const PRODUCE_ADVERTISED_MIN: i16 = 0;
+
 /// Returns whether `version` of `api_key` is served.
 pub fn is_supported(api_key: ApiKey, version: i16) -> bool {
     SUPPORTED
@@ -47,9 +53,14 @@ pub fn api_versions_response(error_code: i16) -> ApiVersionsResponse {
     let api_keys = SUPPORTED
         .iter()
         .map(|(key, min, max)| {
+            let min = if *key == ApiKey::Produce {
+                PRODUCE_ADVERTISED_MIN
+            } else {
+                *min
+            };
             ApiVersion::default()
                 .with_api_key(*key as i16)
-                .with_min_version(*min)
+                .with_min_version(min)
                 .with_max_version(*max)
         })
         .collect();
