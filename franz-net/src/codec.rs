@@ -1,7 +1,7 @@
 //! Kafka request decoding and response encoding on top of the kafka-protocol crate.
 //!
 //! The decoder never trusts the frame: it checks the header's length before reading it,
-//! reports an unknown API key with the correlation id so that the caller can answer, and
+//! reports an unknown API key with the correlation id so that the caller can respond, and
 //! turns every decoding failure, including a panic inside the crate, into a
 //! [`DecodeError`].
 
@@ -31,7 +31,7 @@ pub struct RequestFrame {
     pub body: Bytes,
 }
 
-/// Why a request could not be decoded.
+/// A request that could not be decoded, and the reason.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
     #[error("request of {len} bytes is shorter than the 8-byte header prefix")]
@@ -109,7 +109,7 @@ pub fn encode_response(
     Ok(payload)
 }
 
-/// Encodes the answer to a request whose API key the broker does not know: the
+/// Encodes the response to a request whose API key the broker does not serve: the
 /// correlation id, then the error code UNSUPPORTED_VERSION (35). Every Kafka response
 /// body that carries a top-level error code starts with it, so a client that sent a key
 /// it believed supported reads a clear error.

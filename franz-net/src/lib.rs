@@ -1,7 +1,7 @@
 //! Kafka and gRPC codecs and transports, and the Rust client library.
 //!
 //! The Kafka codec here is sans-io apart from [`frame`], which reads and writes
-//! length-prefixed frames on any async stream. It knows the wire format and nothing of
+//! length-prefixed frames on any async stream. It handles the wire format and nothing of
 //! what a broker does with a request.
 
 pub mod alloc;

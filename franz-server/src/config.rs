@@ -13,7 +13,7 @@ use crate::topic_config;
 pub struct ServerConfig {
     /// Address the Kafka listener binds, `host:port`.
     pub listener: String,
-    /// Address clients are told to connect to, in Metadata responses; the listener's
+    /// Address given to clients in Metadata responses; the listener's
     /// address when unset.
     pub advertised_listener: Option<String>,
     /// Folder of the partition logs and the cluster metadata.

@@ -129,7 +129,8 @@ async fn wait_for_signal() -> Result<(), String> {
     Ok(())
 }
 
-/// The simulation has no SIGTERM; the binary is built there only so that clippy checks it.
+/// Returns on SIGINT. The simulation has no SIGTERM, and the binary is built there only
+/// so that clippy checks it.
 #[cfg(madsim)]
 async fn wait_for_signal() -> Result<(), String> {
     tokio::signal::ctrl_c()

@@ -1,4 +1,4 @@
-//! Topic settings under Kafka's names: which ones Franz knows, their types and defaults,
+//! Topic settings under Kafka's names: which ones Franz supports, their types and defaults,
 //! validation of new values, and their translation into a [`LogConfig`].
 
 use std::collections::BTreeMap;
@@ -19,7 +19,7 @@ pub enum ConfigType {
     List = 7,
 }
 
-/// A topic setting Franz knows.
+/// A topic setting Franz supports.
 pub struct TopicSetting {
     pub name: &'static str,
     pub config_type: ConfigType,

@@ -594,3 +594,31 @@ fn data_and_commits_survive_restart() {
         restarted.stop().await.expect("clean stop");
     });
 }
+
+#[test]
+fn acks_zero_gets_no_response() {
+    run(async {
+        let node = start_node().await;
+        let mut client = Client::connect(&node.address()).await;
+        let RequestKind::Produce(request) = produce_request("quiet", batch(&[b"a", b"b"], None)) else {
+            unreachable!("produce_request builds a Produce request");
+        };
+        let mut payload = BytesMut::new();
+        let header = RequestHeader::default()
+            .with_request_api_key(ApiKey::Produce as i16)
+            .with_request_api_version(9)
+            .with_correlation_id(100);
+        use kafka_protocol::protocol::Encodable;
+        header
+            .encode(&mut payload, ApiKey::Produce.request_header_version(9))
+            .expect("header");
+        request.with_acks(0).encode(&mut payload, 9).expect("body");
+        franz_net::frame::write_frame(client.stream(), &payload)
+            .await
+            .expect("send");
+
+        // The next response on the connection belongs to the next request: the produce
+        // had none. Client::send checks the correlation id.
+        assert_eq!(latest_offset(&mut client, "quiet").await, 2);
+    });
+}

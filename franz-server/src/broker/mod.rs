@@ -1,6 +1,6 @@
 //! The broker's state: topics and their partitions, the cluster metadata file, topic
 //! settings and producer id allocation. Request handlers in [`crate::kafka`] call it; it
-//! knows nothing of the wire format.
+//! does not touch the wire format.
 
 pub mod partition;
 
@@ -28,7 +28,7 @@ const MAX_TOPIC_NAME_LEN: usize = 249;
 /// Producer ids are reserved in blocks of this many, one metadata write per block.
 const PRODUCER_ID_BLOCK: i64 = 1000;
 
-/// Why a topic operation failed; each variant maps to one Kafka error code.
+/// A failed topic operation; each variant maps to one Kafka error code.
 #[derive(Debug, thiserror::Error)]
 pub enum TopicError {
     #[error("invalid topic name {name:?}: {reason}")]

@@ -9,7 +9,7 @@ use franz_core::producer::{ProducerStateTable, SequenceCheck, SequenceError};
 use franz_core::{Disk, FlushPolicy, Log, LogError, ReadInfo};
 use tokio::sync::{Mutex, Notify};
 
-/// Why a produce to this partition failed.
+/// A failed produce to this partition.
 #[derive(Debug, thiserror::Error)]
 pub enum AppendError {
     #[error(transparent)]

@@ -3,7 +3,7 @@
 //! When the first pass finds fewer than `min_bytes`, the request waits until an append
 //! to one of its partitions, `max_wait_ms`, or shutdown, whichever comes first, then
 //! reads again. Sessions (KIP-227) are not kept: every response carries session id 0,
-//! which tells clients to send full requests.
+//! so clients send full requests.
 
 use std::future::Future;
 use std::pin::Pin;

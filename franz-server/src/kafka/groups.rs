@@ -134,7 +134,7 @@ async fn find_coordinator<D: Disk>(
     }
 }
 
-/// Waits for a delayed JoinGroup or SyncGroup result, or for shutdown, which answers
+/// Waits for a delayed JoinGroup or SyncGroup result, or for shutdown, which returns
 /// COORDINATOR_NOT_AVAILABLE so that the client retries against the restarted broker.
 async fn wait_for<D: Disk>(context: &Context<D>, receiver: oneshot::Receiver<Completion>) -> Option<Completion> {
     tokio::select! {
@@ -181,7 +181,7 @@ async fn join_group<D: Disk>(context: &Context<D>, request: &Request, body: Join
         Some(Completion::Join(result)) => result,
         _ => franz_core::group::JoinResult::error(ResponseError::CoordinatorNotAvailable, &member_id),
     };
-    debug!(group = %body.group_id.as_str(), member = %result.member_id, generation = result.generation_id, error = ?result.error, "JoinGroup answered");
+    debug!(group = %body.group_id.as_str(), member = %result.member_id, generation = result.generation_id, error = ?result.error, "JoinGroup completed");
 
     let members = result
         .members

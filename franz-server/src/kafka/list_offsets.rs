@@ -59,7 +59,7 @@ pub async fn list_offsets<D: Disk>(
             let high_watermark = partition.high_watermark().await;
             match found {
                 // A record at or past the high watermark is not visible yet; the earliest
-                // and latest offsets carry timestamp -1 and are always answered.
+                // and latest offsets carry timestamp -1 and are always returned.
                 Ok(Some((offset, timestamp))) if offset < high_watermark || timestamp == -1 => partitions.push(
                     response
                         .with_offset(offset)

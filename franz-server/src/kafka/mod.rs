@@ -32,7 +32,7 @@ use crate::broker::Broker;
 use crate::groups::GroupService;
 use crate::shutdown::Shutdown;
 
-/// What every request handler can reach.
+/// The broker state shared by every request handler.
 pub struct Context<D: Disk> {
     pub broker: Arc<Broker<D>>,
     pub groups: Arc<GroupService<D>>,
@@ -115,8 +115,8 @@ async fn serve_connection<D: Disk>(stream: TcpStream, peer: SocketAddr, context:
 /// Decodes and serves one request. Returns the response payload, if any, and whether
 /// the connection stays open.
 async fn process<D: Disk>(context: &Context<D>, payload: Bytes, peer: SocketAddr) -> (Option<BytesMut>, bool) {
-    // KIP-511: an ApiVersions request of a version this broker does not know gets a v0
-    // answer with the supported list, read from the fixed prefix alone, because the
+    // KIP-511: an ApiVersions request of a version this broker does not serve gets a v0
+    // response with the supported list, read from the fixed prefix alone, because the
     // rest of a newer header may not parse.
     if let Ok(prefix) = codec::request_prefix(&payload) {
         let is_api_versions = prefix.api_key == ApiKey::ApiVersions as i16;
@@ -130,7 +130,7 @@ async fn process<D: Disk>(context: &Context<D>, payload: Bytes, peer: SocketAddr
     let request = match codec::decode_header(payload) {
         Ok(request) => request,
         Err(DecodeError::UnknownApiKey { prefix }) => {
-            warn!(%peer, api_key = prefix.api_key, api_version = prefix.api_version, "unknown API key; answering UNSUPPORTED_VERSION");
+            warn!(%peer, api_key = prefix.api_key, api_version = prefix.api_version, "unknown API key; responding UNSUPPORTED_VERSION");
             return (Some(codec::encode_unknown_api_response(prefix.correlation_id)), true);
         }
         Err(error) => {
@@ -143,7 +143,7 @@ async fn process<D: Disk>(context: &Context<D>, payload: Bytes, peer: SocketAddr
     let correlation_id = request.header.correlation_id;
 
     if !versions::is_supported(api_key, version) {
-        warn!(%peer, ?api_key, version, "unsupported API version; answering UNSUPPORTED_VERSION and closing");
+        warn!(%peer, ?api_key, version, "unsupported API version; responding UNSUPPORTED_VERSION and closing");
         return (Some(codec::encode_unknown_api_response(correlation_id)), false);
     }
 
