@@ -193,6 +193,11 @@ async fn acknowledged_produces_survive_broker_crash() {
                 };
                 config.topic_defaults.insert("flush.messages".into(), "1".into());
                 config.topic_defaults.insert("segment.bytes".into(), "8192".into());
+                // The simulated disk keeps files in memory, and an active segment's
+                // indexes are as large as segment.index.bytes (10 MiB by default).
+                config
+                    .topic_defaults
+                    .insert("segment.index.bytes".into(), "4096".into());
                 let node = franz_server::start(config, disk, Arc::new(SimClock))
                     .await
                     .expect("the broker starts");

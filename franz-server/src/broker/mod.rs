@@ -315,6 +315,13 @@ impl<D: Disk> Broker<D> {
 
     /// Raises a topic's partition count to `count`.
     pub async fn create_partitions(&self, name: &str, count: i32, validate_only: bool) -> Result<(), TopicError> {
+        if name == OFFSETS_TOPIC {
+            // A group's partition is chosen by its hash modulo the partition count, so
+            // more partitions would move groups away from their committed offsets.
+            return Err(TopicError::InvalidRequest(format!(
+                "{OFFSETS_TOPIC} keeps the partition count it was created with"
+            )));
+        }
         let mut metadata = self.metadata.lock().await;
         let Some(topic) = self.topic(name) else {
             return Err(TopicError::NotFound(name.to_string()));
