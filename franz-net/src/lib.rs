@@ -7,3 +7,4 @@
 pub mod alloc;
 pub mod codec;
 pub mod frame;
+pub mod partitioner;
