@@ -5,6 +5,7 @@
 //! what a broker does with a request.
 
 pub mod alloc;
+pub mod client;
 pub mod codec;
 pub mod frame;
 pub mod partitioner;

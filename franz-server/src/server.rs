@@ -45,6 +45,11 @@ pub async fn start<D: Disk>(config: ServerConfig, disk: D, clock: Arc<dyn Clock>
         .local_addr()
         .map_err(|error| format!("reading the listener's address failed: {error}"))?;
 
+    // Clients must be told the address really bound, for example when the port is 0.
+    let mut config = config;
+    if config.advertised_listener.is_none() {
+        config.advertised_listener = Some(local_addr.to_string());
+    }
     let broker = Broker::open(config, disk, clock)
         .await
         .map_err(|error| format!("opening the data folder failed: {error}"))?;

@@ -40,8 +40,11 @@ pub fn describe_configs<D: Disk>(
         .resources
         .into_iter()
         .map(|resource| {
+            // A null list asks for every setting; so does an empty one, which some
+            // clients send by default.
             let keys: Option<Vec<String>> = resource
                 .configuration_keys
+                .filter(|keys| !keys.is_empty())
                 .map(|keys| keys.iter().map(|key| key.as_str().to_string()).collect());
             let wanted = |name: &str| keys.as_ref().is_none_or(|keys| keys.iter().any(|key| key == name));
             let result = DescribeConfigsResult::default()
