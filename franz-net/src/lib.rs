@@ -7,4 +7,5 @@
 pub mod alloc;
 pub mod codec;
 pub mod frame;
+pub mod grpc;
 pub mod partitioner;
