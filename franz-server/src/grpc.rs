@@ -1,7 +1,7 @@
 //! The gRPC listener: serves the `franz.v1.Franz` service (proto/franz/v1/franz.proto)
 //! on the broker's topics and partition logs, the same ones the Kafka listener serves.
 //!
-//! Every call holds a [`TaskGuard`], so `Node::stop` waits for in-flight calls before it
+//! Every call takes a [`TaskGuard`], so `Node::stop` waits for in-flight calls before it
 //! closes the logs, and a call that arrives after shutdown began is UNAVAILABLE.
 //! Subscriptions end when shutdown begins. This module never reads time or randomness
 //! from the OS: the default timestamp comes from the broker's clock and the round-robin
@@ -33,6 +33,12 @@ use tracing::{debug, info, warn};
 use crate::broker::{validate_topic_name, Broker, Topic};
 use crate::shutdown::{Shutdown, TaskGuard};
 pub use subscribe::RecordStream;
+
+/// Maximum time shutdown waits for gRPC connections to close once every call has ended.
+/// A client that stops reading a subscription keeps its connection open, because the
+/// records buffered for it cannot be sent; past this time such connections are dropped.
+#[cfg(not(madsim))]
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The `Franz` service over one broker.
 pub struct FranzService<D: Disk> {
@@ -364,7 +370,19 @@ pub async fn serve<D: Disk>(listener: GrpcListener, broker: Arc<Broker<D>>, shut
     #[cfg(not(madsim))]
     let result = {
         let incoming = tonic::transport::server::TcpIncoming::from(listener.listener).with_nodelay(Some(true));
-        router.serve_with_incoming_shutdown(incoming, stopped).await
+        let serving = router.serve_with_incoming_shutdown(incoming, stopped);
+        let drain_expired = async {
+            shutdown.wait().await;
+            tokio::time::sleep(DRAIN_TIMEOUT).await;
+        };
+        tokio::select! {
+            biased;
+            result = serving => result,
+            _ = drain_expired => {
+                warn!(timeout = ?DRAIN_TIMEOUT, "gRPC connections still open after shutdown; dropping them");
+                Ok(())
+            }
+        }
     };
     #[cfg(madsim)]
     let result = router.serve_with_shutdown(listener.address, stopped).await;

@@ -19,7 +19,7 @@ use kafka_protocol::records::RecordBatchDecoder;
 use tonic::transport::Channel;
 use tonic::{Code, Streaming};
 
-/// Longest wait for any one call or stream message; a test fails rather than hangs.
+/// Maximum wait for any one call or stream message, so that a test fails rather than hangs.
 const WAIT: Duration = Duration::from_secs(10);
 
 async fn connect(node: &TestNode) -> FranzClient<Channel> {

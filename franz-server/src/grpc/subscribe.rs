@@ -2,10 +2,10 @@
 //! sends each record into a bounded channel that backs the response stream, and waits
 //! for appends when it has read everything below the high watermarks.
 //!
-//! The task ends when the client drops the stream, when shutdown begins (the stream
-//! then ends with status OK), when the topic is deleted (NOT_FOUND) or when a read
-//! fails, for example because retention deleted the records at its position
-//! (OUT_OF_RANGE).
+//! The task ends when the client drops the stream or shutdown begins, and the stream
+//! then ends with status OK. It ends the stream with NOT_FOUND when the topic is
+//! deleted, and with the read's error when a read fails, for example OUT_OF_RANGE when
+//! retention deleted the records at its position.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -28,8 +28,8 @@ use super::status;
 use crate::broker::{Broker, Partition, Topic};
 use crate::shutdown::{Shutdown, TaskGuard};
 
-/// Records buffered between the reading task and the response stream; a slow client
-/// holds the task back once this many wait.
+/// Records buffered between the reading task and the response stream. Once this many
+/// wait, a slow client blocks the task.
 const STREAM_BUFFER: usize = 256;
 
 /// Bytes read from one partition at a time. A batch larger than this is still read
@@ -149,7 +149,7 @@ async fn start_offset<D: Disk>(partition: &Partition<D>, start: Option<Start>) -
     }
 }
 
-/// Why a subscription stopped sending.
+/// The reason a subscription stopped sending.
 enum Stop {
     /// The client dropped the stream or shutdown began: nothing more to send.
     Quietly,
