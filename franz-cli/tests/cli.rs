@@ -16,6 +16,7 @@ impl Broker {
         let data_dir = tempfile::tempdir().expect("temporary folder");
         let config = ServerConfig {
             listener: "127.0.0.1:0".to_string(),
+            grpc_listener: "127.0.0.1:0".to_string(),
             data_dir: data_dir.path().to_path_buf(),
             group_initial_rebalance_delay_ms: initial_rebalance_delay_ms,
             offsets_topic_num_partitions: 3,

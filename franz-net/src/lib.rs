@@ -8,4 +8,5 @@ pub mod alloc;
 pub mod client;
 pub mod codec;
 pub mod frame;
+pub mod grpc;
 pub mod partitioner;

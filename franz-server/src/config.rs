@@ -16,6 +16,8 @@ pub struct ServerConfig {
     /// Address given to clients in Metadata responses; the listener's
     /// address when unset.
     pub advertised_listener: Option<String>,
+    /// Address the gRPC listener binds, `host:port`.
+    pub grpc_listener: String,
     /// Folder of the partition logs and the cluster metadata.
     pub data_dir: PathBuf,
     /// This broker's id in Metadata and DescribeCluster responses.
@@ -46,6 +48,7 @@ impl Default for ServerConfig {
         ServerConfig {
             listener: "127.0.0.1:9092".to_string(),
             advertised_listener: None,
+            grpc_listener: "127.0.0.1:9093".to_string(),
             data_dir: PathBuf::from("./franz-data"),
             node_id: 1,
             auto_create_topics: true,
@@ -67,6 +70,7 @@ impl Default for ServerConfig {
 pub struct FileConfig {
     pub listener: Option<String>,
     pub advertised_listener: Option<String>,
+    pub grpc_listener: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub node_id: Option<i32>,
     pub auto_create_topics: Option<bool>,
@@ -103,6 +107,7 @@ impl ServerConfig {
             };
         }
         take!(listener);
+        take!(grpc_listener);
         take!(data_dir);
         take!(node_id);
         take!(auto_create_topics);

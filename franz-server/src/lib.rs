@@ -7,6 +7,7 @@
 pub mod broker;
 pub mod config;
 pub mod groups;
+pub mod grpc;
 pub mod kafka;
 pub mod server;
 pub mod shutdown;

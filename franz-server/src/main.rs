@@ -12,9 +12,9 @@ use tracing::{error, info};
 #[global_allocator]
 static ALLOCATOR: franz_net::alloc::GuardedAllocator = franz_net::alloc::GuardedAllocator;
 
-/// Runs a Franz broker node. With no options it serves Kafka clients on 127.0.0.1:9092
-/// and keeps its data in ./franz-data. Options override environment variables, which
-/// override the config file.
+/// Runs a Franz broker node. With no options it serves Kafka clients on 127.0.0.1:9092,
+/// the gRPC API on 127.0.0.1:9093, and keeps its data in ./franz-data. Options override
+/// environment variables, which override the config file.
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
@@ -27,6 +27,9 @@ struct Args {
     /// Address given to clients in Metadata responses, host:port [default: the listener].
     #[arg(long, env = "FRANZ_ADVERTISED_LISTENER")]
     advertised_listener: Option<String>,
+    /// Address the gRPC listener binds, host:port [default: 127.0.0.1:9093].
+    #[arg(long, env = "FRANZ_GRPC_LISTENER")]
+    grpc_listener: Option<String>,
     /// Folder for partition logs and cluster metadata [default: ./franz-data].
     #[arg(long, env = "FRANZ_DATA_DIR")]
     data_dir: Option<PathBuf>,
@@ -68,6 +71,7 @@ impl Args {
             };
         }
         take!(listener);
+        take!(grpc_listener);
         take!(data_dir);
         take!(node_id);
         take!(auto_create_topics);

@@ -1,5 +1,5 @@
-//! Starts and stops a broker node: opens the data folder, binds the Kafka listener and
-//! runs the background timers (retention, scheduled flushes, checkpoints, group
+//! Starts and stops a broker node: opens the data folder, binds the Kafka and gRPC
+//! listeners and runs the background timers (retention, scheduled flushes, checkpoints, group
 //! timeouts). The binary and the simulation tests both start the node through here.
 
 use std::net::SocketAddr;
@@ -13,6 +13,7 @@ use tracing::info;
 use crate::broker::Broker;
 use crate::config::ServerConfig;
 use crate::groups::GroupService;
+use crate::grpc::{self, GrpcListener};
 use crate::kafka::{self, Context};
 use crate::shutdown::Shutdown;
 
@@ -24,9 +25,13 @@ const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(60);
 /// A running node.
 pub struct Node<D: Disk> {
     pub local_addr: SocketAddr,
+    /// Address the gRPC listener is bound to. In the simulation it is the configured
+    /// address as given, because madsim-tonic binds only when it starts serving.
+    pub grpc_local_addr: SocketAddr,
     pub broker: Arc<Broker<D>>,
     shutdown: Shutdown,
     listener_task: tokio::task::JoinHandle<()>,
+    grpc_task: tokio::task::JoinHandle<()>,
     timer_task: tokio::task::JoinHandle<()>,
 }
 
@@ -44,6 +49,7 @@ pub async fn start<D: Disk>(config: ServerConfig, disk: D, clock: Arc<dyn Clock>
     let local_addr = listener
         .local_addr()
         .map_err(|error| format!("reading the listener's address failed: {error}"))?;
+    let (grpc_listener, grpc_local_addr) = GrpcListener::bind(&config.grpc_listener).await?;
 
     // Clients must be told the address really bound, for example when the port is 0.
     let mut config = config;
@@ -62,31 +68,36 @@ pub async fn start<D: Disk>(config: ServerConfig, disk: D, clock: Arc<dyn Clock>
     });
 
     let listener_task = tokio::spawn(kafka::serve(listener, context.clone()));
+    let grpc_task = tokio::spawn(grpc::serve(grpc_listener, broker.clone(), shutdown.clone()));
     tokio::spawn(context.groups.clone().run_ticks(shutdown.clone()));
     let timer_task = tokio::spawn(run_timers(context));
     info!(
         listener = %local_addr,
+        grpc_listener = %grpc_local_addr,
         data_dir = %broker.config.data_dir.display(),
         cluster_id = broker.cluster_id(),
         "franz-server started"
     );
     Ok(Node {
         local_addr,
+        grpc_local_addr,
         broker,
         shutdown,
         listener_task,
+        grpc_task,
         timer_task,
     })
 }
 
 impl<D: Disk> Node<D> {
     /// Stops the node cleanly: stops accepting, lets connections finish the requests they
-    /// are serving, then flushes, checkpoints and closes every log.
+    /// are serving and ends gRPC subscriptions, then flushes, checkpoints and closes every log.
     pub async fn stop(self) -> Result<(), String> {
         info!("franz-server stopping");
         self.shutdown.trigger();
         self.broker.wake_all_fetches();
         let _ = self.listener_task.await;
+        let _ = self.grpc_task.await;
         self.shutdown.wait_for_tasks().await;
         let _ = self.timer_task.await;
         self.broker

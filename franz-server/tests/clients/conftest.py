@@ -46,6 +46,7 @@ class FranzServer:
         self.extra_args = list(extra_args)
         self.port = free_port()
         self.bootstrap = f"127.0.0.1:{self.port}"
+        self.grpc_listener = f"127.0.0.1:{free_port()}"
         self.process = None
 
     def start(self):
@@ -58,6 +59,7 @@ class FranzServer:
         command = [
             str(self.binary),
             "--listener", self.bootstrap,
+            "--grpc-listener", self.grpc_listener,
             "--data-dir", str(self.data_dir),
             "--group-initial-rebalance-delay-ms", "0",
             *self.extra_args,

@@ -26,10 +26,12 @@ impl TestNode {
     }
 }
 
-/// Settings for a test node: an ephemeral loopback port and the given data folder.
+/// Settings for a test node: ephemeral loopback ports for the Kafka and gRPC listeners and
+/// the given data folder.
 pub fn test_config(data_dir: &std::path::Path) -> ServerConfig {
     ServerConfig {
         listener: "127.0.0.1:0".to_string(),
+        grpc_listener: "127.0.0.1:0".to_string(),
         data_dir: data_dir.to_path_buf(),
         group_initial_rebalance_delay_ms: 0,
         offsets_topic_num_partitions: 3,
