@@ -14,7 +14,7 @@ use franz_net::client::{ClientConfig, Cluster};
 
 /// Produces, consumes and administers a Franz cluster (or any Kafka-compatible one).
 #[derive(Parser, Debug)]
-#[command(name = "franz", version, about)]
+#[command(name = "franz", version)]
 struct Args {
     /// Brokers to bootstrap from, as comma-separated host:port.
     #[arg(

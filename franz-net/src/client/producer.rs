@@ -197,6 +197,8 @@ impl Producer {
         let batch_size = self.inner.config.batch_size;
         let batches = queues.batches.entry((topic.to_string(), partition)).or_default();
         let needs_new = batches.back().is_none_or(|batch| batch.bytes + size > batch_size);
+        // Starting a batch behind another means the earlier one is full: send it now.
+        let earlier_full = needs_new && !batches.is_empty();
         if needs_new {
             batches.push_back(PendingBatch {
                 records: Vec::new(),
@@ -209,7 +211,7 @@ impl Producer {
         batch.records.push(record);
         batch.senders.push(sender);
         batch.bytes += size;
-        let full = batch.bytes >= batch_size;
+        let full = batch.bytes >= batch_size || earlier_full;
         drop(queues);
         if full {
             self.inner.wake.notify_one();
