@@ -57,7 +57,9 @@ pub enum GroupCommand {
     Describe { group: String },
     /// Moves a group's committed offsets for a topic; the group must have no members.
     ResetOffsets {
+        /// The group whose offsets move.
         group: String,
+        /// The topic whose partitions' offsets move.
         #[arg(short, long)]
         topic: String,
         /// To the earliest offset of each partition.
@@ -110,7 +112,7 @@ pub async fn run_topic(cluster: Arc<Cluster>, command: TopicCommand) -> Result<(
         TopicCommand::List { internal } => {
             let topics = admin.list_topics().await.map_err(|error| error.to_string())?;
             for topic in topics.iter().filter(|topic| internal || !topic.internal) {
-                println!("{}\t{} partitions", topic.name, topic.partitions.len());
+                println!("{}\tpartitions {}", topic.name, topic.partitions.len());
             }
         }
         TopicCommand::Describe { topic } => {

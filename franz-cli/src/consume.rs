@@ -25,7 +25,7 @@ pub struct ConsumeArgs {
     #[arg(long)]
     from_beginning: bool,
     /// Start every partition at this offset.
-    #[arg(long, conflicts_with_all = ["from_beginning", "from_time"])]
+    #[arg(long, conflicts_with_all = ["from_beginning", "from_time"], value_parser = clap::value_parser!(i64).range(0..))]
     offset: Option<i64>,
     /// Start at the first message at or after this time: RFC 3339
     /// (2026-12-04T10:00:00Z) or relative to now (-1h, -30m, -10s, -2d).
@@ -53,8 +53,11 @@ pub fn parse_time(text: &str, now_ms: i64) -> Result<i64, String> {
             .map_err(|error| format!("invalid relative time {text:?}: {error}; use forms like -1h, -30m, -2d"))?;
         return Ok(now_ms - duration.as_millis() as i64);
     }
-    let time = humantime::parse_rfc3339_weak(text)
-        .map_err(|error| format!("invalid time {text:?}: {error}; use RFC 3339, for example 2026-12-04T10:00:00Z"))?;
+    let time = humantime::parse_rfc3339_weak(text).map_err(|error| {
+        format!(
+            "invalid time {text:?}: {error}; use RFC 3339 (2026-12-04T10:00:00Z) or a relative time (-1h, -30m, -2d)"
+        )
+    })?;
     let since_epoch = time
         .duration_since(std::time::UNIX_EPOCH)
         .map_err(|_| format!("time {text:?} is before 1970"))?;
@@ -169,12 +172,23 @@ pub async fn run(cluster: Arc<Cluster>, args: ConsumeArgs) -> Result<(), String>
             }
         }
         let mut out = stdout.lock();
-        for message in &messages {
+        for (index, message) in messages.iter().enumerate() {
             if let Err(error) = out.write_all(&render(message, &args)) {
                 return Err(format!("writing to stdout failed: {error}"));
             }
             printed += 1;
             if args.count.is_some_and(|count| printed >= count) {
+                // The poll moved positions past every fetched message; move them back to
+                // the first one not printed, so that a group commits only what was shown.
+                let mut first_unprinted: BTreeMap<(String, i32), i64> = BTreeMap::new();
+                for later in &messages[index + 1..] {
+                    first_unprinted
+                        .entry((later.topic.clone(), later.partition))
+                        .or_insert(later.record.offset);
+                }
+                for ((topic, partition), offset) in first_unprinted {
+                    consumer.seek(&topic, partition, offset);
+                }
                 break 'polling;
             }
         }
@@ -184,6 +198,13 @@ pub async fn run(cluster: Arc<Cluster>, args: ConsumeArgs) -> Result<(), String>
         }
     }
     let _ = std::io::stdout().flush();
+    let started_at_end = !args.from_beginning && args.offset.is_none() && start_time.is_none();
+    if printed == 0 && !args.follow && started_at_end {
+        eprintln!(
+            "no new messages in {}: reading starts at the end; use --from-beginning to read what is stored, or --follow to wait",
+            args.topic
+        );
+    }
     consumer.close().await.map_err(|error| error.to_string())
 }
 

@@ -58,6 +58,7 @@ enum Command {
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .init();
     let args = Args::parse();
@@ -90,8 +91,17 @@ async fn run(args: Args) -> Result<(), String> {
 }
 
 async fn connect(config: ClientConfig) -> Result<Arc<Cluster>, String> {
-    let brokers = config.bootstrap.join(",");
-    Cluster::connect(config).await.map_err(|error| {
-        format!("{error}\nno broker answered at {brokers}; start one or pass --brokers (or FRANZ_BROKERS)")
-    })
+    for broker in &config.bootstrap {
+        let has_port = broker
+            .rsplit_once(':')
+            .is_some_and(|(_, port)| port.parse::<u16>().is_ok());
+        if !has_port {
+            return Err(format!(
+                "broker address {broker:?} has no port; write host:port, for example 127.0.0.1:9092"
+            ));
+        }
+    }
+    Cluster::connect(config)
+        .await
+        .map_err(|error| format!("{error}\nstart a broker there, or pass --brokers (or set FRANZ_BROKERS)"))
 }

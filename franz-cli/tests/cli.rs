@@ -261,7 +261,7 @@ fn topic_and_group_administration() {
             .await;
         assert_success(&created, "topic create");
         let listed = broker.franz(&["topic", "list"], "").await;
-        assert!(stdout(&listed).contains("admin\t2 partitions"), "{}", stdout(&listed));
+        assert!(stdout(&listed).contains("admin\tpartitions 2"), "{}", stdout(&listed));
 
         let altered = broker
             .franz(
@@ -358,5 +358,51 @@ fn errors_are_clear_and_fail() {
         let bad_name = broker.franz(&["topic", "create", "bad name"], "").await;
         assert!(!bad_name.status.success());
         assert!(String::from_utf8_lossy(&bad_name.stderr).contains("InvalidTopicException"));
+    });
+}
+
+#[test]
+fn group_count_commits_only_printed() {
+    run(async {
+        let broker = Broker::start(0).await;
+        let input: String = (1..=10).map(|n| format!("{n}\n")).collect();
+        assert_success(&broker.franz(&["produce", "-t", "counted"], &input).await, "produce");
+
+        let args = [
+            "consume",
+            "-t",
+            "counted",
+            "-g",
+            "counters",
+            "--from-beginning",
+            "-n",
+            "3",
+        ];
+        let first = broker.franz(&args, "").await;
+        assert_success(&first, "first consume");
+        assert_eq!(stdout(&first), "1\n2\n3\n");
+        let second = broker.franz(&args, "").await;
+        assert_success(&second, "second consume");
+        assert_eq!(
+            stdout(&second),
+            "4\n5\n6\n",
+            "the group resumes after the last printed message"
+        );
+    });
+}
+
+#[test]
+fn invalid_names_and_addresses_are_named() {
+    run(async {
+        let broker = Broker::start(0).await;
+        let produced = broker.franz(&["produce", "-t", "bad topic!"], "x\n").await;
+        assert!(!produced.status.success());
+        let message = String::from_utf8_lossy(&produced.stderr);
+        assert!(message.contains("InvalidTopicException"), "{message}");
+
+        let no_port = run_franz("localhost", &["topic", "list"], "").await;
+        assert!(!no_port.status.success());
+        let message = String::from_utf8_lossy(&no_port.stderr);
+        assert!(message.contains("has no port"), "{message}");
     });
 }

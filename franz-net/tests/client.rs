@@ -310,3 +310,81 @@ fn unreachable_broker_is_reported() {
         assert!(error.to_string().contains("127.0.0.1:1"), "{error}");
     });
 }
+
+/// Polls `consumer` until `done` holds for its assignment or 200 polls passed, and returns
+/// it with the values it read.
+async fn poll_until(mut consumer: Consumer, done: impl Fn(&[(String, i32)]) -> bool) -> (Consumer, Vec<String>) {
+    let mut values = Vec::new();
+    for _ in 0..200 {
+        for message in consumer.poll(Duration::from_millis(50)).await.expect("poll") {
+            values.push(String::from_utf8_lossy(&message.record.value.unwrap_or_default()).into_owned());
+        }
+        if done(&consumer.assignment()) {
+            break;
+        }
+    }
+    (consumer, values)
+}
+
+#[test]
+fn cooperative_rebalance_moves_half() {
+    run(async {
+        let broker = start_broker().await;
+        let cluster = cluster(&broker).await;
+        Admin::new(cluster.clone())
+            .create_topic("coop", 4, &BTreeMap::new())
+            .await
+            .expect("create");
+        let config = ConsumerConfig {
+            group_id: Some("cooperators".to_string()),
+            offset_reset: OffsetReset::Earliest,
+            assignors: vec!["cooperative-sticky".to_string()],
+            heartbeat_interval: Duration::from_millis(100),
+            session_timeout: Duration::from_secs(10),
+            rebalance_timeout: Duration::from_secs(10),
+            ..ConsumerConfig::default()
+        };
+
+        let mut first = Consumer::new(cluster.clone(), config.clone());
+        first.subscribe(&["coop".to_string()]).expect("subscribe");
+        let (first, _) = poll_until(first, |assignment| assignment.len() == 4).await;
+        let before: Vec<(String, i32)> = first.assignment();
+        assert_eq!(before.len(), 4);
+
+        let mut second = Consumer::new(cluster.clone(), config);
+        second.subscribe(&["coop".to_string()]).expect("subscribe");
+        // Both members keep polling until each holds two partitions, because the first
+        // one must rejoin after revoking for the second one to get its share.
+        let counts = Arc::new(std::sync::Mutex::new([0usize; 2]));
+        let poll_both = |mut consumer: Consumer, slot: usize, counts: Arc<std::sync::Mutex<[usize; 2]>>| async move {
+            for _ in 0..400 {
+                consumer.poll(Duration::from_millis(50)).await.expect("poll");
+                let mut shared = counts.lock().unwrap();
+                shared[slot] = consumer.assignment().len();
+                if *shared == [2, 2] {
+                    break;
+                }
+            }
+            consumer
+        };
+        let first_task = tokio::spawn(poll_both(first, 0, counts.clone()));
+        let second_task = tokio::spawn(poll_both(second, 1, counts.clone()));
+        let first = first_task.await.expect("first member");
+        let second = second_task.await.expect("second member");
+
+        let kept = first.assignment();
+        let moved = second.assignment();
+        assert_eq!(kept.len(), 2, "the first member keeps two partitions");
+        assert_eq!(moved.len(), 2, "the second member gets two");
+        assert!(
+            kept.iter().all(|partition| before.contains(partition)),
+            "kept partitions were owned before"
+        );
+        assert!(
+            moved.iter().all(|partition| !kept.contains(partition)),
+            "no partition is owned twice"
+        );
+        first.close().await.expect("close");
+        second.close().await.expect("close");
+    });
+}

@@ -16,7 +16,7 @@ static ALLOCATOR: franz_net::alloc::GuardedAllocator = franz_net::alloc::Guarded
 /// the gRPC API on 127.0.0.1:9093, and keeps its data in ./franz-data. Options override
 /// environment variables, which override the config file.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// TOML file with server settings; see docs/configuration.md for every key.
     #[arg(long, env = "FRANZ_CONFIG")]
@@ -99,11 +99,12 @@ impl Args {
 async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
     match run(Args::parse()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(message) => {
-            error!(%message, "franz-server stopped");
+            error!(%message, "franz-server failed");
             std::process::ExitCode::FAILURE
         }
     }

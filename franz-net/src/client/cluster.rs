@@ -60,6 +60,8 @@ struct Snapshot {
     controller: i32,
     brokers: BTreeMap<i32, String>,
     topics: BTreeMap<String, TopicInfo>,
+    /// The error code of the last Metadata answer for topics that failed.
+    topic_errors: BTreeMap<String, i16>,
 }
 
 /// A shared connection to one broker.
@@ -220,8 +222,10 @@ impl Cluster {
             };
             if topic.error_code != 0 {
                 snapshot.topics.remove(&name);
+                snapshot.topic_errors.insert(name, topic.error_code);
                 continue;
             }
+            snapshot.topic_errors.remove(&name);
             let mut partitions: Vec<PartitionInfo> = topic
                 .partitions
                 .iter()
@@ -252,11 +256,15 @@ impl Cluster {
             return Ok(topic.clone());
         }
         self.refresh(Some(&[name.to_string()]), allow_auto_create).await?;
-        self.snapshot()
-            .topics
-            .get(name)
-            .cloned()
-            .ok_or_else(|| ClientError::UnknownTopic(name.to_string()))
+        let snapshot = self.snapshot();
+        if let Some(topic) = snapshot.topics.get(name) {
+            return Ok(topic.clone());
+        }
+        match snapshot.topic_errors.get(name) {
+            // UNKNOWN_TOPIC_OR_PARTITION, or no answer for the topic at all.
+            Some(3) | None => Err(ClientError::UnknownTopic(name.to_string())),
+            Some(code) => Err(ClientError::broker(format!("looking up topic {name:?}"), *code, None)),
+        }
     }
 
     /// Returns every topic the cluster has, read fresh.

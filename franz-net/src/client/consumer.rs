@@ -24,7 +24,7 @@ use tokio::sync::Mutex;
 use tracing::{debug, info, warn};
 
 use super::admin::{Admin, EARLIEST, LATEST};
-use super::assignment::{self, RANGE};
+use super::assignment::{self, Subscription, COOPERATIVE_STICKY, RANGE};
 use super::cluster::Cluster;
 use super::error::{check, ClientError, Result};
 use super::records::{decode_batches, ConsumerRecord};
@@ -51,6 +51,9 @@ pub struct ConsumerConfig {
     pub heartbeat_interval: Duration,
     /// Largest bytes a fetch returns per partition.
     pub max_partition_fetch_bytes: i32,
+    /// Assignors offered to the group, preferred first: `range` and `cooperative-sticky`.
+    /// The group uses the one most members prefer among those every member offers.
+    pub assignors: Vec<String>,
 }
 
 impl Default for ConsumerConfig {
@@ -64,6 +67,7 @@ impl Default for ConsumerConfig {
             rebalance_timeout: Duration::from_secs(300),
             heartbeat_interval: Duration::from_secs(3),
             max_partition_fetch_bytes: 1024 * 1024,
+            assignors: vec![RANGE.to_string(), COOPERATIVE_STICKY.to_string()],
         }
     }
 }
@@ -98,6 +102,10 @@ pub struct Consumer {
     rejoin_needed: Arc<AtomicBool>,
     heartbeat: Option<tokio::task::JoinHandle<()>>,
     last_commit: Option<tokio::time::Instant>,
+    /// This member's own connection to the coordinator for JoinGroup and SyncGroup, which
+    /// the coordinator may hold for a whole rebalance. Shared connections would block
+    /// every other request, such as another member's heartbeats, meanwhile.
+    group_connection: Option<super::connection::Connection>,
 }
 
 #[allow(clippy::disallowed_methods)] // Under madsim this Instant is std's, whose clock madsim simulates.
@@ -122,6 +130,7 @@ impl Consumer {
             rejoin_needed: Arc::new(AtomicBool::new(false)),
             heartbeat: None,
             last_commit: None,
+            group_connection: None,
         }
     }
 
@@ -458,8 +467,28 @@ impl Consumer {
         }
         self.rejoin_needed.store(false, Ordering::SeqCst);
         let coordinator = self.cluster.coordinator(&group).await?;
-        let metadata = assignment::encode_subscription(&self.subscription);
+        let metadata = assignment::encode_subscription(&Subscription {
+            topics: self.subscription.clone(),
+            owned: self.positions.keys().cloned().collect(),
+        });
         let mut member_id = self.membership.lock().await.member_id.clone();
+        for assignor in &self.config.assignors {
+            if assignor != RANGE && assignor != COOPERATIVE_STICKY {
+                return Err(ClientError::InvalidArgument(format!(
+                    "unknown assignor {assignor:?}; use {RANGE} or {COOPERATIVE_STICKY}"
+                )));
+            }
+        }
+        let protocols: Vec<JoinGroupRequestProtocol> = self
+            .config
+            .assignors
+            .iter()
+            .map(|name| {
+                JoinGroupRequestProtocol::default()
+                    .with_name(text(name))
+                    .with_metadata(metadata.clone())
+            })
+            .collect();
 
         let joined = loop {
             let request = JoinGroupRequest::default()
@@ -468,9 +497,7 @@ impl Consumer {
                 .with_rebalance_timeout_ms(self.config.rebalance_timeout.as_millis() as i32)
                 .with_member_id(text(&member_id))
                 .with_protocol_type(text("consumer"))
-                .with_protocols(vec![JoinGroupRequestProtocol::default()
-                    .with_name(text(RANGE))
-                    .with_metadata(metadata.clone())]);
+                .with_protocols(protocols.clone());
             // The coordinator may hold a JoinGroup for up to the rebalance timeout.
             let (response, _) = self.send_long(&coordinator, request, 0, 7).await?;
             if response.error_code == ResponseError::MemberIdRequired.code() {
@@ -488,14 +515,18 @@ impl Consumer {
         let generation = joined.generation_id;
         let is_leader = joined.leader.as_str() == member_id;
 
+        let protocol = joined
+            .protocol_name
+            .as_ref()
+            .map_or(RANGE.to_string(), |name| name.as_str().to_string());
         let assignments = if is_leader {
             let mut members = BTreeMap::new();
             for member in &joined.members {
-                let topics = assignment::decode_subscription(&member.metadata).unwrap_or_default();
-                members.insert(member.member_id.as_str().to_string(), topics);
+                let subscription = assignment::decode_subscription(&member.metadata).unwrap_or_default();
+                members.insert(member.member_id.as_str().to_string(), subscription);
             }
             let mut counts = BTreeMap::new();
-            for topic in members.values().flatten() {
+            for topic in members.values().flat_map(|subscription| &subscription.topics) {
                 if counts.contains_key(topic) {
                     continue;
                 }
@@ -506,7 +537,16 @@ impl Consumer {
                     Err(error) => debug!(topic, %error, "subscribed topic not found; assigning none of it"),
                 }
             }
-            assignment::assign_range(&members, &counts)
+            let computed = if protocol == COOPERATIVE_STICKY {
+                assignment::assign_cooperative_sticky(&members, &counts)
+            } else {
+                let topics = members
+                    .iter()
+                    .map(|(member, subscription)| (member.clone(), subscription.topics.clone()))
+                    .collect();
+                assignment::assign_range(&topics, &counts)
+            };
+            computed
                 .into_iter()
                 .map(|(member, partitions)| {
                     SyncGroupRequestAssignment::default()
@@ -534,18 +574,40 @@ impl Consumer {
             message,
         })?;
 
-        self.positions.clear();
-        self.committed.clear();
-        for (topic, partitions) in assigned {
-            for partition in partitions {
-                self.positions.insert((topic.clone(), partition), None);
+        let assigned: std::collections::BTreeSet<(String, i32)> = assigned
+            .into_iter()
+            .flat_map(|(topic, partitions)| partitions.into_iter().map(move |partition| (topic.clone(), partition)))
+            .collect();
+        let revoked: Vec<(String, i32)> = self
+            .positions
+            .keys()
+            .filter(|key| !assigned.contains(*key))
+            .cloned()
+            .collect();
+        if protocol == COOPERATIVE_STICKY {
+            // Kept partitions keep their positions; revoked ones are given up, and the
+            // member rejoins so that the group can hand them on.
+            for key in &revoked {
+                self.positions.remove(key);
+                self.committed.remove(key);
             }
+            for key in &assigned {
+                self.positions.entry(key.clone()).or_insert(None);
+            }
+            if !revoked.is_empty() {
+                self.rejoin_needed.store(true, Ordering::SeqCst);
+            }
+        } else {
+            self.positions = assigned.iter().map(|key| (key.clone(), None)).collect();
+            self.committed.clear();
         }
         info!(
             group,
             member_id,
             generation,
+            protocol,
             partitions = self.positions.len(),
+            revoked = revoked.len(),
             "joined group"
         );
         {
@@ -564,24 +626,36 @@ impl Consumer {
         Ok(())
     }
 
-    /// Sends a request that the coordinator may hold for up to the rebalance timeout.
+    /// Sends a request that the coordinator may hold for up to the rebalance timeout, on
+    /// this member's own connection.
     async fn send_long<R: kafka_protocol::protocol::Request>(
-        &self,
+        &mut self,
         address: &str,
         request: R,
         min: i16,
         max: i16,
     ) -> Result<(R::Response, i16)> {
-        let connection = self.cluster.connection(address).await?;
+        if self
+            .group_connection
+            .as_ref()
+            .is_none_or(|connection| connection.address() != address)
+        {
+            let client_id = &self.cluster.config().client_id;
+            self.group_connection = Some(super::connection::Connection::connect(address, client_id).await?);
+        }
         let limit = self.config.rebalance_timeout + Duration::from_secs(5);
-        let mut connection = connection.lock().await;
-        match tokio::time::timeout(limit, connection.send(request, min, max)).await {
+        let connection = self.group_connection.as_mut().expect("connected above");
+        let result = match tokio::time::timeout(limit, connection.send(request, min, max)).await {
             Ok(result) => result,
             Err(_) => Err(ClientError::Timeout {
                 operation: "waiting for the group to rebalance".to_string(),
                 timeout_ms: limit.as_millis() as u64,
             }),
+        };
+        if result.is_err() {
+            self.group_connection = None;
         }
+        result
     }
 }
 
