@@ -240,7 +240,7 @@ impl Consumer {
     }
 
     async fn commit_in_generation(
-        &self,
+        &mut self,
         group: &str,
         member_id: &str,
         generation: i32,
@@ -450,7 +450,7 @@ impl Consumer {
     }
 
     /// Returns the offset the reset policy gives one partition.
-    async fn reset_offset(&self, topic: &str, partition: i32) -> Result<i64> {
+    async fn reset_offset(&mut self, topic: &str, partition: i32) -> Result<i64> {
         let timestamp = match self.config.offset_reset {
             OffsetReset::Earliest => EARLIEST,
             OffsetReset::Latest => LATEST,
