@@ -406,3 +406,14 @@ fn invalid_names_and_addresses_are_named() {
         assert!(message.contains("has no port"), "{message}");
     });
 }
+
+#[test]
+fn completions_name_the_commands() {
+    run(async {
+        let output = run_franz("127.0.0.1:1", &["completions", "bash"], "").await;
+        assert_success(&output, "completions");
+        let script = stdout(&output);
+        assert!(script.contains("franz"), "{script}");
+        assert!(script.contains("reset-offsets"), "the script lists subcommands");
+    });
+}

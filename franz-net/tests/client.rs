@@ -272,7 +272,7 @@ fn group_members_share_and_commit() {
         }
         assert_eq!(seen.len(), 40);
         assert_eq!(first.assignment().len(), 4);
-        first.commit().await.expect("commit");
+        first.commit_async().await.expect("commit task").expect("async commit");
         first.close().await.expect("close");
 
         let committed = admin.committed_offsets("sharers", None).await.expect("offsets");

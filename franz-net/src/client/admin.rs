@@ -385,6 +385,18 @@ impl Admin {
     /// Commits offsets for a group outside any generation, as a tool does when it resets
     /// them; the group must have no active members.
     pub async fn commit_offsets(&self, group: &str, offsets: &BTreeMap<(String, i32), i64>) -> Result<()> {
+        self.commit_offsets_in_generation(group, "", -1, offsets).await
+    }
+
+    /// Commits offsets as member `member_id` of generation `generation`; generation -1 with
+    /// an empty member id commits outside any generation.
+    pub async fn commit_offsets_in_generation(
+        &self,
+        group: &str,
+        member_id: &str,
+        generation: i32,
+        offsets: &BTreeMap<(String, i32), i64>,
+    ) -> Result<()> {
         let coordinator = self.cluster.coordinator(group).await?;
         let mut by_topic: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
         for ((topic, partition), offset) in offsets {
@@ -404,7 +416,8 @@ impl Admin {
             .collect();
         let request = OffsetCommitRequest::default()
             .with_group_id(GroupId(text(group)))
-            .with_generation_id_or_member_epoch(-1)
+            .with_generation_id_or_member_epoch(generation)
+            .with_member_id(text(member_id))
             .with_topics(topics);
         let (response, _) = self.cluster.send_to(&coordinator, request, 2, 8).await?;
         for topic in response.topics {

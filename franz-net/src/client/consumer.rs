@@ -239,6 +239,40 @@ impl Consumer {
         Ok(())
     }
 
+    /// Commits the current positions in the background and returns at once; the handle
+    /// yields the outcome. The positions count as committed only when it succeeded, so a
+    /// later [`Consumer::commit`] sends them again after a failure.
+    pub fn commit_async(&mut self) -> tokio::task::JoinHandle<Result<()>> {
+        let Some(group) = self.config.group_id.clone() else {
+            return tokio::spawn(async {
+                Err(ClientError::InvalidArgument("committing needs a group id".to_string()))
+            });
+        };
+        let offsets: BTreeMap<(String, i32), i64> = self
+            .positions
+            .iter()
+            .filter_map(|(key, position)| position.map(|offset| (key.clone(), offset)))
+            .collect();
+        self.last_commit = Some(now());
+        let cluster = self.cluster.clone();
+        let membership = self.membership.clone();
+        tokio::spawn(async move {
+            let (member_id, generation) = {
+                let membership = membership.lock().await;
+                (membership.member_id.clone(), membership.generation)
+            };
+            if offsets.is_empty() {
+                return Ok(());
+            }
+            if member_id.is_empty() {
+                return Admin::new(cluster).commit_offsets(&group, &offsets).await;
+            }
+            Admin::new(cluster)
+                .commit_offsets_in_generation(&group, &member_id, generation, &offsets)
+                .await
+        })
+    }
+
     async fn commit_in_generation(
         &mut self,
         group: &str,
@@ -246,47 +280,21 @@ impl Consumer {
         generation: i32,
         offsets: &BTreeMap<(String, i32), i64>,
     ) -> Result<()> {
-        use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
-        let coordinator = self.cluster.coordinator(group).await?;
-        let mut by_topic: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
-        for ((topic, partition), offset) in offsets {
-            by_topic.entry(topic).or_default().push(
-                OffsetCommitRequestPartition::default()
-                    .with_partition_index(*partition)
-                    .with_committed_offset(*offset),
-            );
-        }
-        let request = kafka_protocol::messages::OffsetCommitRequest::default()
-            .with_group_id(GroupId(text(group)))
-            .with_generation_id_or_member_epoch(generation)
-            .with_member_id(text(member_id))
-            .with_topics(
-                by_topic
-                    .into_iter()
-                    .map(|(topic, partitions)| {
-                        OffsetCommitRequestTopic::default()
-                            .with_name(TopicName(text(topic)))
-                            .with_partitions(partitions)
-                    })
-                    .collect(),
-            );
-        let (response, _) = self.cluster.send_to(&coordinator, request, 2, 8).await?;
-        for topic in response.topics {
-            for partition in topic.partitions {
-                if partition.error_code == ResponseError::RebalanceInProgress.code()
-                    || partition.error_code == ResponseError::IllegalGeneration.code()
-                    || partition.error_code == ResponseError::UnknownMemberId.code()
-                {
-                    self.rejoin_needed.store(true, Ordering::SeqCst);
-                }
-                check(
-                    || format!("committing {}-{}", topic.name.0.as_str(), partition.partition_index),
-                    partition.error_code,
-                    None,
-                )?;
+        let committed = self
+            .admin
+            .commit_offsets_in_generation(group, member_id, generation, offsets)
+            .await;
+        let stale = [
+            ResponseError::RebalanceInProgress,
+            ResponseError::IllegalGeneration,
+            ResponseError::UnknownMemberId,
+        ];
+        if let Err(error) = &committed {
+            if error.kafka_error().is_some_and(|code| stale.contains(&code)) {
+                self.rejoin_needed.store(true, Ordering::SeqCst);
             }
         }
-        Ok(())
+        committed
     }
 
     /// Commits with auto commit, leaves the group and stops heartbeats.
