@@ -1,4 +1,4 @@
-//! What the client knows of the cluster: brokers and partition leaders from Metadata,
+//! The client's view of the cluster: brokers and partition leaders from Metadata,
 //! and one connection per broker, reopened after a failure.
 
 use std::collections::BTreeMap;
@@ -21,7 +21,7 @@ pub struct ClientConfig {
     pub bootstrap: Vec<String>,
     /// Sent with every request, for the broker's logs and quotas.
     pub client_id: String,
-    /// Longest wait for one response.
+    /// Maximum wait for one response.
     pub request_timeout: Duration,
 }
 
@@ -60,7 +60,7 @@ struct Snapshot {
     controller: i32,
     brokers: BTreeMap<i32, String>,
     topics: BTreeMap<String, TopicInfo>,
-    /// The error code of the last Metadata answer for topics that failed.
+    /// The error code of the last Metadata response for topics that failed.
     topic_errors: BTreeMap<String, i16>,
 }
 
@@ -261,7 +261,7 @@ impl Cluster {
             return Ok(topic.clone());
         }
         match snapshot.topic_errors.get(name) {
-            // UNKNOWN_TOPIC_OR_PARTITION, or no answer for the topic at all.
+            // UNKNOWN_TOPIC_OR_PARTITION, or no entry for the topic in the response.
             Some(3) | None => Err(ClientError::UnknownTopic(name.to_string())),
             Some(code) => Err(ClientError::broker(format!("looking up topic {name:?}"), *code, None)),
         }

@@ -1,7 +1,7 @@
 //! The consumer: reads assigned partitions, or joins a group with the classic protocol
 //! and reads the partitions the group's leader assigns it, committing its positions.
 //!
-//! A group member sends heartbeats from a background task. When the coordinator answers
+//! A group member sends heartbeats from a background task. When the coordinator returns
 //! REBALANCE_IN_PROGRESS, or forgets the member, the next [`Consumer::poll`] commits
 //! (with auto commit), joins again and resumes from the committed offsets. The leader
 //! computes the assignment with the range assignor.
@@ -29,7 +29,7 @@ use super::cluster::Cluster;
 use super::error::{check, ClientError, Result};
 use super::records::{decode_batches, ConsumerRecord};
 
-/// Where a partition without a committed offset starts.
+/// The start of a partition without a committed offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OffsetReset {
     Earliest,
@@ -240,8 +240,8 @@ impl Consumer {
     }
 
     /// Commits the current positions in the background and returns at once; the handle
-    /// yields the outcome. The positions count as committed only when it succeeded, so a
-    /// later [`Consumer::commit`] sends them again after a failure.
+    /// yields the outcome. Positions sent this way are not recorded as committed, so the
+    /// next [`Consumer::commit`] sends them again.
     pub fn commit_async(&mut self) -> tokio::task::JoinHandle<Result<()>> {
         let Some(group) = self.config.group_id.clone() else {
             return tokio::spawn(async {
@@ -378,7 +378,7 @@ impl Consumer {
             tokio::time::sleep(timeout.min(Duration::from_millis(100))).await;
             return Ok(Vec::new());
         }
-        // One leader is asked to wait; the others answer at once.
+        // Only the first leader's fetch waits for data; the others return at once.
         let wait_ms = timeout.as_millis().min(i32::MAX as u128) as i32;
         let mut messages = Vec::new();
         for (index, (leader, partitions)) in by_leader.into_iter().enumerate() {

@@ -57,7 +57,7 @@ impl Default for ProducerConfig {
     }
 }
 
-/// Where a record was stored.
+/// The partition and offset of a stored record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
     pub topic: String,
