@@ -178,7 +178,7 @@ pub async fn run(cluster: Arc<Cluster>, args: ConsumeArgs) -> Result<(), String>
             }
             printed += 1;
             if args.count.is_some_and(|count| printed >= count) {
-                // The poll moved positions past every fetched message; move them back to
+                // The poll moved positions past every fetched message. Move them back to
                 // the first one not printed, so that a group commits only what was shown.
                 let mut first_unprinted: BTreeMap<(String, i32), i64> = BTreeMap::new();
                 for later in &messages[index + 1..] {

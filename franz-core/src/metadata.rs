@@ -41,13 +41,13 @@ pub struct TopicRecord {
 pub struct ClusterMetadata {
     /// 16 random bytes drawn when the data folder is first used.
     pub cluster_id: [u8; 16],
-    /// Producer ids below this one were handed out; the broker reserves them in blocks
-    /// so that it writes this file once per block, not once per producer.
+    /// Producer ids below this one were handed out. The broker reserves them in blocks,
+    /// so it writes this file once per block, not once per producer.
     pub next_producer_id: i64,
     pub topics: BTreeMap<String, TopicRecord>,
 }
 
-/// Why the metadata file could not be read or written.
+/// A failure to read or write the metadata file.
 #[derive(Debug, thiserror::Error)]
 pub enum MetadataError {
     #[error("{operation} {path}: {source}; check the data folder's permissions and free space")]

@@ -15,7 +15,7 @@ use crate::batch::BatchHeader;
 /// flight when idempotence is on, so a retry always matches one of the last five.
 pub const BATCHES_PER_PRODUCER: usize = 5;
 
-/// Where an incoming batch fits in its producer's sequence.
+/// The place of an incoming batch in its producer's sequence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SequenceCheck {
     /// The batch is new and in order: append it.
@@ -24,7 +24,7 @@ pub enum SequenceCheck {
     Duplicate { base_offset: i64, last_offset: i64 },
 }
 
-/// Why a batch breaks its producer's sequence.
+/// A batch that breaks its producer's sequence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SequenceError {
     #[error("producer {producer_id} epoch {epoch} is older than its current epoch {current}")]
@@ -82,8 +82,8 @@ impl ProducerStateTable {
     /// Checks an incoming batch against its producer's state. Batches without a producer
     /// id are always appended.
     ///
-    /// The rules are Kafka's: an older epoch is fenced; a newer epoch must start at
-    /// sequence 0, unless the producer is unknown here; within an epoch a batch equal to
+    /// The rules are Kafka's. An older epoch is fenced. A newer epoch must start at
+    /// sequence 0, unless the producer is unknown here. Within an epoch, a batch equal to
     /// one of the last five is a duplicate, and any other batch must follow the last one.
     /// A producer unknown to this partition, for example after retention removed all of
     /// its batches, may start at any sequence.

@@ -1,8 +1,8 @@
 //! Kafka request decoding and response encoding on top of the kafka-protocol crate.
 //!
-//! The decoder never trusts the frame: it checks the header's length before reading it,
-//! reports an unknown API key with the correlation id so that the caller can respond, and
-//! turns every decoding failure, including a panic inside the crate, into a
+//! The decoder never trusts the frame. It checks the header's length before reading it,
+//! and it reports an unknown API key with the correlation id so that the caller can
+//! respond. Every decoding failure, including a panic inside the crate, becomes a
 //! [`DecodeError`].
 
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -353,7 +353,7 @@ fn cooperative_rebalance_moves_half() {
 
         let mut second = Consumer::new(cluster.clone(), config);
         second.subscribe(&["coop".to_string()]).expect("subscribe");
-        // Both members keep polling until each holds two partitions, because the first
+        // Both members keep polling until each owns two partitions, because the first
         // one must rejoin after revoking for the second one to get its share.
         let counts = Arc::new(std::sync::Mutex::new([0usize; 2]));
         let poll_both = |mut consumer: Consumer, slot: usize, counts: Arc<std::sync::Mutex<[usize; 2]>>| async move {

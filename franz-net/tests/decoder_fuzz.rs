@@ -1,8 +1,8 @@
 //! Fuzzing of the request decoder with proptest: arbitrary frames and mutations of valid
 //! requests must decode or fail with an error, never panic or abort.
 //!
-//! `tests/corpus/` keeps the seed frames (valid requests of many APIs and versions, and
-//! frames that once aborted the process); every run replays them and mutates them.
+//! `tests/corpus/` contains the seed frames: valid requests of many APIs and versions, and
+//! frames that once aborted the process. Every run replays them and mutates them.
 //! Failures proptest finds are kept in `decoder_fuzz.proptest-regressions` and replayed
 //! first. Regenerate the seeds with `FRANZ_WRITE_CORPUS=1 cargo test -p franz-net --test
 //! decoder_fuzz write_corpus`.

@@ -36,7 +36,7 @@ pub use subscribe::RecordStream;
 
 /// Maximum time shutdown waits for gRPC connections to close once every call has ended.
 /// A client that stops reading a subscription keeps its connection open, because the
-/// records buffered for it cannot be sent; past this time such connections are dropped.
+/// records buffered for it cannot be sent. Past this time such connections are dropped.
 #[cfg(not(madsim))]
 const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 

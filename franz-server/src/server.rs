@@ -51,7 +51,7 @@ pub async fn start<D: Disk>(config: ServerConfig, disk: D, clock: Arc<dyn Clock>
         .map_err(|error| format!("reading the listener's address failed: {error}"))?;
     let (grpc_listener, grpc_local_addr) = GrpcListener::bind(&config.grpc_listener).await?;
 
-    // Clients must be told the address really bound, for example when the port is 0.
+    // Clients must get the address really bound, for example when the port is 0.
     let mut config = config;
     if config.advertised_listener.is_none() {
         config.advertised_listener = Some(local_addr.to_string());

@@ -179,7 +179,7 @@ pub struct TopicConfigs {
     pub overrides: BTreeMap<String, String>,
 }
 
-/// Where a setting's value comes from, numbered as DescribeConfigs reports it.
+/// The source of a setting's value, numbered as DescribeConfigs reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigSource {
     Topic = 1,

@@ -342,7 +342,7 @@ fn subscribe_from_timestamp() {
 }
 
 #[test]
-fn offsets_for_time_finds_first_record_at_or_after() {
+fn offsets_for_time_first_at_or_after() {
     run(async {
         let node = start_node().await;
         let mut client = connect(&node).await;

@@ -358,7 +358,7 @@ impl<W> Group<W> {
     }
 
     /// Ends the join phase early once every member has joined, unless the initial
-    /// rebalance delay still holds it open.
+    /// rebalance delay keeps it open.
     pub fn maybe_complete_join_phase(&mut self, now_ms: i64, out: &mut Vec<Reply<W>>) {
         if self.state == GroupState::PreparingRebalance && self.all_joined() && self.initial_delay.is_none() {
             self.complete_join(now_ms, out);

@@ -125,11 +125,11 @@ pub fn decode_assignment(bytes: &[u8]) -> Result<Vec<(String, Vec<i32>)>, String
         .collect())
 }
 
-/// Kafka's range assignor: for each topic, the members subscribed to it, sorted by member
-/// id, get consecutive ranges of partitions; the first `partitions % members` members get
-/// one more.
+/// Kafka's range assignor. For each topic, the members subscribed to it, sorted by member
+/// id, get consecutive ranges of partitions, and the first `partitions % members` members
+/// get one more.
 ///
-/// `members` maps member id to subscribed topics; `partition_counts` maps topic to its
+/// `members` maps member id to subscribed topics, and `partition_counts` maps topic to its
 /// partition count. Returns each member's assignment, including empty ones.
 pub fn assign_range(
     members: &BTreeMap<String, Vec<String>>,

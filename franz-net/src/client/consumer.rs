@@ -2,7 +2,7 @@
 //! and reads the partitions the group's leader assigns it, committing its positions.
 //!
 //! A group member sends heartbeats from a background task. When the coordinator returns
-//! REBALANCE_IN_PROGRESS, or forgets the member, the next [`Consumer::poll`] commits
+//! REBALANCE_IN_PROGRESS or UNKNOWN_MEMBER_ID, the next [`Consumer::poll`] commits
 //! (with auto commit), joins again and resumes from the committed offsets. The leader
 //! computes the assignment with the range assignor.
 

@@ -21,14 +21,14 @@ pub use partition::{AppendError, Appended, Partition};
 /// Name of the internal topic that stores committed offsets.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
-/// Longest topic name Kafka allows: 249 characters, so that `<topic>-<partition>` and
+/// Maximum topic name length Kafka allows: 249 characters, so that `<topic>-<partition>` and
 /// the suffixes of a deletion still fit a 255-byte file name.
 const MAX_TOPIC_NAME_LEN: usize = 249;
 
 /// Producer ids are reserved in blocks of this many, one metadata write per block.
 const PRODUCER_ID_BLOCK: i64 = 1000;
 
-/// A failed topic operation; each variant maps to one Kafka error code.
+/// A failed topic operation. Each variant maps to one Kafka error code.
 #[derive(Debug, thiserror::Error)]
 pub enum TopicError {
     #[error("invalid topic name {name:?}: {reason}")]

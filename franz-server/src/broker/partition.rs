@@ -57,7 +57,7 @@ impl<D: Disk> Partition<D> {
 
     /// Appends the batches of one produce request. An idempotent batch that repeats one of
     /// its producer's last five is acknowledged with its original offsets and not stored
-    /// again. Returns once the write is synced when the flush policy asks for it.
+    /// again. Returns once the write is synced when the flush policy requires it.
     pub async fn append(&self, records: BytesMut) -> Result<Appended, AppendError> {
         let header = BatchHeader::parse(&records).map_err(|source| LogError::InvalidBatch { index: 0, source })?;
         if header.is_transactional() {

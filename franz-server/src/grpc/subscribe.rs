@@ -124,7 +124,7 @@ async fn start_offset<D: Disk>(partition: &Partition<D>, start: Option<Start>) -
             let log_start_offset = partition.log.log_start_offset().await;
             if offset < log_start_offset || offset > high_watermark {
                 return Err(Status::out_of_range(format!(
-                    "offset {offset} is outside partition {} of topic {:?}, which holds offsets {log_start_offset} to {high_watermark} (exclusive); start from earliest or latest instead",
+                    "offset {offset} is outside partition {} of topic {:?}, which has offsets {log_start_offset} to {high_watermark} (exclusive); start from earliest or latest instead",
                     partition.index, partition.topic
                 )));
             }

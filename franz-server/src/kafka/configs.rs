@@ -40,7 +40,7 @@ pub fn describe_configs<D: Disk>(
         .resources
         .into_iter()
         .map(|resource| {
-            // A null list asks for every setting; so does an empty one, which some
+            // A null list requests every setting. So does an empty one, which some
             // clients send by default.
             let keys: Option<Vec<String>> = resource
                 .configuration_keys

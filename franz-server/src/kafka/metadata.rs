@@ -62,7 +62,7 @@ fn topic_error(name: Option<TopicName>, id: Uuid, error: ResponseError) -> Metad
 pub async fn metadata<D: Disk>(context: &Context<D>, request: &Request, body: MetadataRequest) -> MetadataResponse {
     let broker = &context.broker;
     let node_id = broker.config.node_id;
-    // v0 has no null list: an empty one asks for every topic.
+    // v0 has no null list, so an empty one requests every topic.
     let all_topics = body.topics.is_none() || (request.version == 0 && body.topics.as_ref().is_some_and(Vec::is_empty));
     // Before v4 the request has no flag and auto-creation is always allowed.
     let allow_create = request.version < 4 || body.allow_auto_topic_creation;

@@ -1,7 +1,7 @@
 //! Produce: appends each partition's record batch and reports its base offset.
 //!
 //! A single node is the only in-sync replica, so acks=1 and acks=all both return after
-//! the local append, which includes the fsync when the topic's flush policy asks for one.
+//! the local append, which includes the fsync when the topic's flush policy requires one.
 //! acks=0 gets no response at all.
 
 use bytes::BytesMut;

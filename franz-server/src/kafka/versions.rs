@@ -36,9 +36,10 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
 ];
 
 /// Produce is advertised from v0 although only v3 and later are served, as Kafka 4.0 does
-/// (KAFKA-18659): older librdkafka releases, such as the 2.0.2 inside Debian 12's kcat,
-/// compress with gzip, snappy or lz4 only when the broker lists Produce v0. Clients use the highest common version, so none sends v0-v2
-/// because of this, and a request that does gets UNSUPPORTED_VERSION.
+/// (KAFKA-18659). Older librdkafka releases, such as the 2.0.2 inside Debian 12's kcat,
+/// compress with gzip, snappy or lz4 only when the broker lists Produce v0. Clients use
+/// the highest common version, so none sends v0-v2 because of this, and a request that
+/// does gets UNSUPPORTED_VERSION.
 const PRODUCE_ADVERTISED_MIN: i16 = 0;
 
 /// Returns whether `version` of `api_key` is served.
