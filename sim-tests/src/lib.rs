@@ -1,29 +1,31 @@
-//! Deterministic simulation tests of Franz. The tests live in `tests/` and compile only
-//! with `RUSTFLAGS="--cfg madsim"`; see the README for the commands.
+//! Deterministic simulation of Franz. Everything here compiles only with
+//! `RUSTFLAGS="--cfg madsim"`; docs/testing.md says how to run, read and replay a run.
 //!
-//! This library holds what they share: a clock that reads madsim's simulated time and a
-//! minimal Kafka client that speaks raw requests over madsim's simulated network.
+//! One seed decides everything about a run: the configuration drawn for it ([`swarm`]),
+//! the faults ([`nemesis`]), the clients' choices ([`workload`]) and madsim's scheduling.
+//! [`run::run_seed`] runs the real franz-server on a madsim node over the simulated disk,
+//! records what the clients observed, and hands the history to franz-checker.
 
 #[cfg(madsim)]
+pub mod clock;
+#[cfg(madsim)]
+pub mod invariants;
+#[cfg(madsim)]
 pub mod kafka;
+#[cfg(madsim)]
+pub mod nemesis;
+#[cfg(madsim)]
+pub mod node;
+#[cfg(madsim)]
+pub mod rng;
+#[cfg(madsim)]
+pub mod run;
+#[cfg(madsim)]
+pub mod swarm;
+#[cfg(madsim)]
+pub mod trace;
+#[cfg(madsim)]
+pub mod workload;
 
 #[cfg(madsim)]
 pub use clock::SimClock;
-
-#[cfg(madsim)]
-mod clock {
-    use franz_core::Clock;
-
-    /// Wall-clock time as madsim simulates it, so that a seed replays the same timestamps.
-    #[derive(Clone, Copy, Debug, Default)]
-    pub struct SimClock;
-
-    impl Clock for SimClock {
-        fn now_ms(&self) -> i64 {
-            let now = madsim::time::TimeHandle::current().now_time();
-            now.duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_millis() as i64
-        }
-    }
-}

@@ -198,7 +198,7 @@ async fn acknowledged_produces_survive_broker_crash() {
                 config
                     .topic_defaults
                     .insert("segment.index.bytes".into(), "4096".into());
-                let node = franz_server::start(config, disk, Arc::new(SimClock))
+                let node = franz_server::start(config, disk, Arc::new(SimClock::new()))
                     .await
                     .expect("the broker starts");
                 std::future::pending::<()>().await;

@@ -58,7 +58,7 @@ async fn grpc_subscribe_follows_produce() {
                     data_dir: "/data".into(),
                     ..ServerConfig::default()
                 };
-                let node = franz_server::start(config, disk, Arc::new(SimClock))
+                let node = franz_server::start(config, disk, Arc::new(SimClock::new()))
                     .await
                     .expect("the broker starts");
                 std::future::pending::<()>().await;

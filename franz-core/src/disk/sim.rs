@@ -250,6 +250,11 @@ impl SimDisk {
         Ok(state.inodes[&inode].data.clone())
     }
 
+    /// Returns the bytes stored in the files the running process sees.
+    pub fn used_bytes(&self) -> u64 {
+        self.lock().used_bytes()
+    }
+
     /// Draws a number from the disk's RNG, for tests that need one more random choice tied
     /// to the same seed.
     pub fn random_below(&self, bound: u64) -> u64 {

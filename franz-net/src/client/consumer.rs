@@ -381,6 +381,7 @@ impl Consumer {
         // Only the first leader's fetch waits for data; the others return at once.
         let wait_ms = timeout.as_millis().min(i32::MAX as u128) as i32;
         let mut messages = Vec::new();
+        let mut first_error = None;
         for (index, (leader, partitions)) in by_leader.into_iter().enumerate() {
             let mut topics: BTreeMap<String, Vec<FetchPartition>> = BTreeMap::new();
             for (topic, partition, offset) in &partitions {
@@ -407,8 +408,17 @@ impl Consumer {
                         })
                         .collect(),
                 );
-            let (response, _) = self.cluster.send_to(&leader, request, 4, 12).await?;
-            check(|| format!("fetching from {leader}"), response.error_code, None)?;
+            let response = match self.cluster.send_to(&leader, request, 4, 12).await {
+                Ok((response, _)) => response,
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                    continue;
+                }
+            };
+            if let Err(error) = check(|| format!("fetching from {leader}"), response.error_code, None) {
+                first_error.get_or_insert(error);
+                continue;
+            }
             for topic in response.responses {
                 let name = topic.topic.0.as_str().to_string();
                 for partition in topic.partitions {
@@ -416,8 +426,14 @@ impl Consumer {
                     if partition.error_code == ResponseError::OffsetOutOfRange.code() {
                         let policy = self.config.offset_reset;
                         warn!(topic = %name, partition = partition.partition_index, ?policy, "offset out of range; resetting");
-                        let offset = self.reset_offset(&name, partition.partition_index).await?;
-                        self.positions.insert(key, Some(offset));
+                        match self.reset_offset(&name, partition.partition_index).await {
+                            Ok(offset) => {
+                                self.positions.insert(key, Some(offset));
+                            }
+                            Err(error) => {
+                                first_error.get_or_insert(error);
+                            }
+                        }
                         continue;
                     }
                     if partition.error_code == ResponseError::NotLeaderOrFollower.code()
@@ -426,18 +442,31 @@ impl Consumer {
                         self.cluster.invalidate(&name);
                         continue;
                     }
-                    check(
+                    // Other partitions of this response may already have moved their
+                    // positions, so their records must reach the caller: a partition's
+                    // error is returned only when nothing was read.
+                    if let Err(error) = check(
                         || format!("fetching {name}-{}", partition.partition_index),
                         partition.error_code,
                         None,
-                    )?;
+                    ) {
+                        warn!(topic = %name, partition = partition.partition_index, %error, "fetch failed for a partition");
+                        first_error.get_or_insert(error);
+                        continue;
+                    }
                     let Some(records) = partition.records else { continue };
                     let position = self.positions.get(&key).copied().flatten().unwrap_or(0);
-                    let decoded = decode_batches(&records).map_err(|message| ClientError::Protocol {
-                        address: leader.clone(),
-                        api: "Fetch",
-                        message: format!("{name}-{}: {message}", partition.partition_index),
-                    })?;
+                    let decoded = match decode_batches(&records) {
+                        Ok(decoded) => decoded,
+                        Err(message) => {
+                            first_error.get_or_insert(ClientError::Protocol {
+                                address: leader.clone(),
+                                api: "Fetch",
+                                message: format!("{name}-{}: {message}", partition.partition_index),
+                            });
+                            continue;
+                        }
+                    };
                     let mut next = position;
                     for record in decoded {
                         if record.offset < position {
@@ -454,7 +483,10 @@ impl Consumer {
                 }
             }
         }
-        Ok(messages)
+        match first_error {
+            Some(error) if messages.is_empty() => Err(error),
+            _ => Ok(messages),
+        }
     }
 
     /// Returns the offset the reset policy gives one partition.

@@ -65,7 +65,17 @@ impl<D: Disk> Partition<D> {
         }
 
         let mut producers = self.producers.lock().await;
-        if let SequenceCheck::Duplicate { base_offset, .. } = producers.check(&header)? {
+        if let SequenceCheck::Duplicate {
+            base_offset,
+            last_offset,
+        } = check_sequence(&mut producers, &header)?
+        {
+            drop(producers);
+            // The first attempt may still be waiting for its sync, or its sync may have
+            // failed: a retry is acknowledged only once the original batch is durable.
+            if self.log.config().flush == FlushPolicy::EveryAppend {
+                self.log.sync_to(last_offset + 1).await?;
+            }
             return Ok(Appended {
                 base_offset,
                 log_append_time: -1,
@@ -82,7 +92,7 @@ impl<D: Disk> Partition<D> {
         }
         drop(producers);
 
-        if pending.sync_due {
+        if pending.sync_due && !cfg!(feature = "planted-ack-before-fsync") {
             self.log.sync_to(pending.info.last_offset + 1).await?;
         }
         self.appended.notify_waiters();
@@ -107,13 +117,19 @@ impl<D: Disk> Partition<D> {
     /// Reads whole batches from `offset` up to `max_bytes`, stopping at the high watermark.
     pub async fn read(&self, offset: i64, max_bytes: usize) -> Result<(ReadInfo, i64), LogError> {
         let high_watermark = self.high_watermark().await;
+        // The planted bug serves what was appended but not yet synced.
+        let read_limit = if cfg!(feature = "planted-fetch-past-high-watermark") {
+            self.log.log_end_offset().await
+        } else {
+            high_watermark
+        };
         let mut info = self.log.read(offset, max_bytes).await?;
         let mut kept = 0;
         while kept < info.records.len() {
             let Ok(header) = BatchHeader::parse(&info.records[kept..]) else {
                 break;
             };
-            if header.base_offset >= high_watermark {
+            if header.base_offset >= read_limit {
                 break;
             }
             kept += header.size();
@@ -132,6 +148,15 @@ impl<D: Disk> Partition<D> {
     pub fn wake_waiters(&self) {
         self.appended.notify_waiters();
     }
+}
+
+/// Checks an idempotent batch against its producer's state. The planted bug skips the check,
+/// so that a retry is stored twice.
+fn check_sequence(producers: &mut ProducerStateTable, header: &BatchHeader) -> Result<SequenceCheck, SequenceError> {
+    if cfg!(feature = "planted-skip-sequence-check") {
+        return Ok(SequenceCheck::Append);
+    }
+    producers.check(header)
 }
 
 /// Calls `visit` with the header and bytes of every batch of `log`, oldest first.
