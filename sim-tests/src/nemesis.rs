@@ -22,11 +22,11 @@ use crate::trace::Trace;
 const MAX_CLOCK_JUMP_MS: i64 = 10 * 60 * 1000;
 /// Latency of the network while a slow-network fault is on.
 const SLOW_LATENCY: std::ops::Range<Duration> = Duration::from_millis(20)..Duration::from_millis(400);
-/// Free space left when a disk-full fault starts.
-const DISK_FULL_HEADROOM: u64 = 4096;
+/// Most free space left when a disk-full fault starts: a few small batches' worth.
+const MAX_DISK_FULL_HEADROOM: u64 = 1024;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Fault {
+pub enum Fault {
     Crash,
     Pause,
     Partition,
@@ -36,6 +36,23 @@ enum Fault {
     DiskFull,
     BitFlips,
     ClockJump,
+}
+
+impl Fault {
+    /// The fault's name in the run summary.
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::Crash => "crash",
+            Fault::Pause => "pause",
+            Fault::Partition => "partition",
+            Fault::SlowNetwork => "slow network",
+            Fault::ReadErrors => "read errors",
+            Fault::FsyncFailure => "fsync failure",
+            Fault::DiskFull => "disk full",
+            Fault::BitFlips => "bit flips",
+            Fault::ClockJump => "clock jump",
+        }
+    }
 }
 
 pub struct Nemesis {
@@ -120,6 +137,7 @@ impl Nemesis {
     }
 
     async fn inject(&mut self, fault: Fault, length: Duration) {
+        self.trace.count_fault(fault.name());
         match fault {
             Fault::Crash => {
                 self.trace.note("nemesis: crash broker-1");
@@ -165,16 +183,15 @@ impl Nemesis {
                 self.restart_broker("after the failed fsync");
             }
             Fault::DiskFull => {
-                let used = self.disk_usage().await;
-                self.trace
-                    .note(format!("nemesis: disk full at {} bytes", used + DISK_FULL_HEADROOM));
+                let capacity = self.broker.disk.used_bytes() + self.rng.random_range(0..=MAX_DISK_FULL_HEADROOM);
+                self.trace.note(format!("nemesis: disk full at {capacity} bytes"));
                 self.broker.disk.set_faults(SimDiskFaults {
-                    capacity_bytes: Some(used + DISK_FULL_HEADROOM),
+                    capacity_bytes: Some(capacity),
                     ..self.calm_disk.clone()
                 });
                 madsim::time::sleep(length).await;
+                self.trace.note("nemesis: disk space freed");
                 self.broker.disk.set_faults(self.calm_disk.clone());
-                self.restart_broker("after the disk filled up");
             }
             Fault::BitFlips => self.flip_bits(length).await,
             Fault::ClockJump => {
@@ -276,11 +293,6 @@ impl Nemesis {
         files
     }
 
-    /// Returns the bytes stored on the broker's disk.
-    async fn disk_usage(&self) -> u64 {
-        self.broker.disk.used_bytes()
-    }
-
     fn restart_broker(&self, reason: &str) {
         self.trace.note(format!("nemesis: restart broker-1 {reason}"));
         self.broker.crash(&self.handle);
@@ -303,6 +315,8 @@ impl Nemesis {
         self.handle.resume(broker);
         self.broker.disk.set_faults(self.calm_disk.clone());
         self.broker.clock.reset();
+        // A full disk that stops a segment roll takes that log offline, as Kafka takes a
+        // log folder offline, and only a restart brings it back.
         if self.config.faults.fsync_failure || self.config.faults.disk_full {
             self.restart_broker("to bring offline logs back");
         }

@@ -43,6 +43,8 @@ pub struct Outcome {
     pub trace: Vec<String>,
     /// Simulated time the run took.
     pub simulated: Duration,
+    /// Faults injected, by kind.
+    pub faults: BTreeMap<&'static str, u64>,
 }
 
 impl Outcome {
@@ -92,7 +94,9 @@ pub fn run_seed(seed: u64, echo: bool) -> Outcome {
         })
     }));
     let trace = receiver.try_recv().ok();
-    let (trace_lines, trace_hash) = trace.map_or((Vec::new(), 0), |trace| (trace.lines(), trace.hash()));
+    let (trace_lines, trace_hash, faults) = trace.map_or((Vec::new(), 0, BTreeMap::new()), |trace| {
+        (trace.lines(), trace.hash(), trace.faults())
+    });
     match result {
         Ok((report, violations, simulated)) => Outcome {
             seed,
@@ -103,6 +107,7 @@ pub fn run_seed(seed: u64, echo: bool) -> Outcome {
             trace_hash,
             trace: trace_lines,
             simulated,
+            faults,
         },
         Err(payload) => {
             let message = payload
@@ -119,6 +124,7 @@ pub fn run_seed(seed: u64, echo: bool) -> Outcome {
                 trace_hash,
                 trace: trace_lines,
                 simulated: Duration::ZERO,
+                faults,
             }
         }
     }
@@ -230,4 +236,40 @@ async fn simulate(config: Arc<SimConfig>, trace: Trace) -> (Report, Vec<String>,
         invariants.violations(),
         crate::clock::now().duration_since(start),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs a seed on a thread of its own, as the runner does.
+    #[allow(clippy::disallowed_methods)] // A test driver, outside any simulation.
+    fn run(seed: u64) -> Outcome {
+        std::thread::spawn(move || run_seed(seed, false))
+            .join()
+            .expect("run_seed catches the run's panics")
+    }
+
+    #[test]
+    fn same_seed_gives_same_trace() {
+        let first = run(7);
+        let second = run(7);
+        assert!(first.trace.len() > 10, "the run wrote a trace");
+        assert_eq!(first.trace_hash, second.trace_hash);
+        assert_eq!(first.trace, second.trace);
+    }
+
+    #[test]
+    fn different_seeds_give_different_traces() {
+        assert_ne!(run(7).trace_hash, run(8).trace_hash);
+    }
+
+    #[test]
+    fn run_writes_and_reads_back() {
+        let outcome = run(3);
+        assert!(outcome.passed(), "seed 3 failed: {:?}", outcome.failure_kinds());
+        let report = outcome.report.expect("the run reached the check");
+        assert!(report.acknowledged_sends > 0, "the workload wrote nothing");
+        assert!(report.values_read >= report.acknowledged_sends);
+    }
 }

@@ -29,7 +29,8 @@ pub struct FaultMix {
     pub read_errors: Option<f64>,
     /// Make one fsync fail. The log then goes offline and the node is restarted.
     pub fsync_failure: bool,
-    /// Let the disk fill up (ENOSPC) for a while; the node is restarted after it.
+    /// Let the disk fill up (ENOSPC) for a while. Appends fail and succeed again once space
+    /// is freed; a log that went offline comes back at the restart of the final healing.
     pub disk_full: bool,
     /// Flip bits at rest, at a crash, in files that recovery checks or rebuilds: the
     /// partition checkpoints and the indexes of each partition's newest segment.
@@ -119,11 +120,11 @@ impl SimConfig {
         SimConfig {
             seed,
             partitions: rng.random_range(1..=4),
-            producers: rng.random_range(1..=3),
-            consumers: rng.random_range(1..=2),
+            producers: rng.random_range(1..=4),
+            consumers: rng.random_range(1..=3),
             max_sends_per_operation: rng.random_range(1..=6),
             max_think_time: millis(&mut rng, 1..=50),
-            workload_time: millis(&mut rng, 2_000..=8_000),
+            workload_time: millis(&mut rng, 2_000..=15_000),
             linger: millis(&mut rng, 0..=20),
             batch_size: rng.random_range(64..=16_384),
             request_timeout: millis(&mut rng, 300..=5_000),

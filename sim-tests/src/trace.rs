@@ -28,6 +28,8 @@ struct TraceState {
     next_process: Process,
     /// Highest acknowledged offset per partition, for the invariant checks.
     max_acknowledged: BTreeMap<Key, Offset>,
+    /// Faults injected, by name.
+    faults: BTreeMap<&'static str, u64>,
 }
 
 impl Trace {
@@ -38,6 +40,7 @@ impl Trace {
                 history: History::new(),
                 next_process: 0,
                 max_acknowledged: BTreeMap::new(),
+                faults: BTreeMap::new(),
             })),
             start: crate::clock::now(),
             echo,
@@ -61,6 +64,16 @@ impl Trace {
             println!("{line}");
         }
         self.lock().lines.push(line);
+    }
+
+    /// Counts one injected fault of the kind `name`.
+    pub fn count_fault(&self, name: &'static str) {
+        *self.lock().faults.entry(name).or_insert(0) += 1;
+    }
+
+    /// Returns how many faults of each kind were injected.
+    pub fn faults(&self) -> BTreeMap<&'static str, u64> {
+        self.lock().faults.clone()
     }
 
     /// Returns a process id no other client has used.

@@ -26,6 +26,7 @@ fn main() -> std::process::ExitCode {
 
 #[cfg(madsim)]
 mod runner {
+    use std::collections::BTreeMap;
     use std::path::{Path, PathBuf};
     use std::process::ExitCode;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -255,6 +256,7 @@ mod runner {
         let started = std::time::Instant::now();
         let next = AtomicUsize::new(0);
         let outcomes: Mutex<Vec<(u64, bool, Duration)>> = Mutex::new(Vec::new());
+        let faults: Mutex<BTreeMap<&'static str, u64>> = Mutex::new(BTreeMap::new());
         std::thread::scope(|scope| {
             for _ in 0..jobs.max(1) {
                 scope.spawn(|| loop {
@@ -274,6 +276,10 @@ mod runner {
                         .lock()
                         .expect("outcomes")
                         .push((seed, passed, outcome.simulated));
+                    let mut faults = faults.lock().expect("faults");
+                    for (name, count) in &outcome.faults {
+                        *faults.entry(*name).or_insert(0) += count;
+                    }
                 });
             }
         });
@@ -298,6 +304,9 @@ mod runner {
             simulated.as_secs_f64(),
             simulated.as_secs_f64() / real.as_secs_f64().max(1e-9),
         );
+        let faults = faults.into_inner().expect("faults");
+        let faults: Vec<String> = faults.iter().map(|(name, count)| format!("{name} {count}")).collect();
+        println!("faults injected: {}", faults.join(", "));
         if !failed.is_empty() {
             println!("failed seeds: {failed:?}");
         }
@@ -305,6 +314,14 @@ mod runner {
     }
 
     fn replay(seed: u64) -> bool {
+        // The broker's own logs, interleaved with the trace, when RUST_LOG asks for them.
+        if std::env::var_os("RUST_LOG").is_some() {
+            tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+                .without_time()
+                .with_ansi(false)
+                .init();
+        }
         let outcome = run_on_thread(seed, true);
         println!(
             "trace hash {:016x}, simulated {:?}",
