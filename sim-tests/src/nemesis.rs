@@ -17,7 +17,7 @@ use crate::node::BrokerNode;
 use crate::swarm::SimConfig;
 use crate::trace::Trace;
 
-/// Longest clock jump in either direction. Far below the default retention of seven days,
+/// Maximum clock jump in either direction. Far below the default retention of seven days,
 /// so that a jump never makes retention delete what the checker expects to read.
 const MAX_CLOCK_JUMP_MS: i64 = 10 * 60 * 1000;
 /// Latency of the network while a slow-network fault is on.

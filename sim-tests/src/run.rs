@@ -28,7 +28,7 @@ use crate::workload::Workload;
 /// Simulated time a run may take after its workload before it counts as hung.
 const HEALING_TIME_LIMIT: Duration = Duration::from_secs(600);
 
-/// What a run found.
+/// The result of one run.
 pub struct Outcome {
     pub seed: u64,
     pub config: SimConfig,
@@ -230,7 +230,8 @@ async fn simulate(config: Arc<SimConfig>, trace: Trace) -> (Report, Vec<String>,
     checker.abort();
 
     let report = franz_checker::check(&trace.history());
-    trace.note(format!("check: {report}"));
+    let summary = report.to_string();
+    trace.note(format!("check: {}", summary.lines().next().unwrap_or_default()));
     (
         report,
         invariants.violations(),

@@ -63,7 +63,7 @@ pub struct SimConfig {
     pub consumers: usize,
     /// Sends in one producer operation; they are sent together and awaited together.
     pub max_sends_per_operation: usize,
-    /// Longest pause between two operations of a client.
+    /// Maximum pause between two operations of a client.
     pub max_think_time: Duration,
     /// How long clients run before the faults are healed.
     pub workload_time: Duration,
@@ -84,7 +84,7 @@ pub struct SimConfig {
     pub faults: FaultMix,
     /// Mean time between two faults.
     pub mean_fault_interval: Duration,
-    /// Longest time a fault lasts before it is healed.
+    /// Maximum time a fault lasts before it is healed.
     pub max_fault_duration: Duration,
 }
 
@@ -97,7 +97,7 @@ impl SimConfig {
     pub fn draw(seed: u64) -> SimConfig {
         let mut rng = rng::stream(seed, "swarm");
 
-        // Each fault kind is on in about half the runs, so that every mix is explored.
+        // Each fault kind is on in a fifth to a half of the runs, so that many mixes are explored.
         let mut faults = FaultMix {
             crash: rng.random_bool(0.5),
             pause: rng.random_bool(0.3),
@@ -140,6 +140,31 @@ impl SimConfig {
     }
 }
 
+impl fmt::Display for FaultMix {
+    /// Writes the fault kinds that are on, separated by commas, or "none".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let read_errors = self
+            .read_errors
+            .map(|probability| format!("read errors ({probability:.3})"));
+        let kinds = [
+            (self.crash, "crash".to_string()),
+            (self.pause, "pause".to_string()),
+            (self.partition, "partition".to_string()),
+            (self.slow_network, "slow network".to_string()),
+            (read_errors.is_some(), read_errors.unwrap_or_default()),
+            (self.fsync_failure, "fsync failure".to_string()),
+            (self.disk_full, "disk full".to_string()),
+            (self.bit_flips, "bit flips".to_string()),
+            (self.clock_jumps, "clock jumps".to_string()),
+        ];
+        let on: Vec<String> = kinds.into_iter().filter(|(on, _)| *on).map(|(_, name)| name).collect();
+        if on.is_empty() {
+            return write!(f, "none");
+        }
+        write!(f, "{}", on.join(", "))
+    }
+}
+
 impl fmt::Display for SimConfig {
     /// Writes the configuration on a few lines, as the first lines of a run's trace.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -165,7 +190,7 @@ impl fmt::Display for SimConfig {
         )?;
         write!(
             f,
-            "faults: {:?}, one every {:?} on average, lasting up to {:?}",
+            "faults: {}; one every {:?} on average, lasting up to {:?}",
             self.faults, self.mean_fault_interval, self.max_fault_duration
         )
     }

@@ -32,8 +32,8 @@ pub const TOPIC: &str = "events";
 /// Pause before a client tries again after it could not connect.
 const RECONNECT_BACKOFF: Duration = Duration::from_millis(50);
 
-/// What the clients share: where the broker is, the run's settings, the trace, the next
-/// value to write and whether to stop.
+/// The state that clients share: the broker's address, the run's settings, the trace, the
+/// next value to write and the stop flag.
 #[derive(Clone)]
 pub struct Workload {
     pub bootstrap: String,
@@ -98,7 +98,7 @@ impl Workload {
         None
     }
 
-    /// Creates the workload's topic, retrying until the broker answers.
+    /// Creates the workload's topic, retrying until it succeeds.
     pub async fn create_topic(&self, configs: BTreeMap<String, String>) {
         loop {
             if let Some(cluster) = self.connect().await {

@@ -29,8 +29,8 @@ mod runner {
     use std::collections::BTreeMap;
     use std::path::{Path, PathBuf};
     use std::process::ExitCode;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::{Arc, Mutex};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Mutex;
     use std::time::Duration;
 
     use clap::{Parser, Subcommand};
@@ -80,8 +80,13 @@ mod runner {
             #[arg(long)]
             start: Option<u64>,
         },
-        /// Requires that the planted bug of this build fails some seed within `--seeds`.
+        /// Requires that the planted bug of this build fails some seed within `--seeds` with
+        /// one of the `--expect` failure kinds.
         Planted {
+            /// Failure kinds that count as finding the bug: anomaly classes such as
+            /// `lost-write`, `invariant` or `panic`, separated by commas.
+            #[arg(long, value_delimiter = ',', required = true)]
+            expect: Vec<String>,
             #[arg(long, default_value_t = 100)]
             seeds: u64,
             #[arg(long, default_value_t = 1)]
@@ -128,7 +133,12 @@ mod runner {
                 let start = start.unwrap_or_else(random_seed);
                 determinism(start, seeds)
             }
-            Command::Planted { seeds, start, jobs } => planted(start, seeds, jobs),
+            Command::Planted {
+                expect,
+                seeds,
+                start,
+                jobs,
+            } => planted(&expect, start, seeds, jobs),
         };
         if passed {
             ExitCode::SUCCESS
@@ -244,45 +254,62 @@ mod runner {
         println!("last lines of the trace:");
         let skip = outcome.trace.len().saturating_sub(15);
         for line in &outcome.trace[skip..] {
-            println!("  {line}");
+            // Polls can return thousands of records; the replay prints them whole.
+            let cut: String = line.chars().take(200).collect();
+            let more = if cut.len() < line.len() { " ..." } else { "" };
+            println!("  {cut}{more}");
         }
         println!("replay: {}", replay_command(outcome.seed));
     }
 
-    /// Runs `seeds` with `jobs` threads. Prints every failure and a summary; returns whether
-    /// every seed passed.
-    #[allow(clippy::disallowed_methods, clippy::disallowed_types)] // The runner, outside any simulation.
-    fn run_many(seeds: &[u64], jobs: usize, record: Option<&Path>) -> bool {
-        let started = std::time::Instant::now();
+    /// Runs `seeds` on `jobs` threads and calls `visit` with each outcome as it comes. A
+    /// `visit` that returns false stops the threads from starting more seeds.
+    #[allow(clippy::disallowed_methods)] // The runner, outside any simulation.
+    fn for_each_outcome(seeds: &[u64], jobs: usize, visit: impl Fn(Outcome) -> bool + Sync) {
         let next = AtomicUsize::new(0);
-        let outcomes: Mutex<Vec<(u64, bool, Duration)>> = Mutex::new(Vec::new());
-        let faults: Mutex<BTreeMap<&'static str, u64>> = Mutex::new(BTreeMap::new());
+        let stop = AtomicBool::new(false);
         std::thread::scope(|scope| {
             for _ in 0..jobs.max(1) {
-                scope.spawn(|| loop {
-                    let index = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(&seed) = seeds.get(index) else {
-                        return;
-                    };
-                    let outcome = run_on_thread(seed, false);
-                    let passed = outcome.passed();
-                    if !passed {
-                        print_failure(&outcome);
-                        if let Some(file) = record {
-                            record_failure(file, &outcome);
+                scope.spawn(|| {
+                    while !stop.load(Ordering::SeqCst) {
+                        let index = next.fetch_add(1, Ordering::SeqCst);
+                        let Some(&seed) = seeds.get(index) else {
+                            return;
+                        };
+                        if !visit(run_on_thread(seed, false)) {
+                            stop.store(true, Ordering::SeqCst);
                         }
-                    }
-                    outcomes
-                        .lock()
-                        .expect("outcomes")
-                        .push((seed, passed, outcome.simulated));
-                    let mut faults = faults.lock().expect("faults");
-                    for (name, count) in &outcome.faults {
-                        *faults.entry(*name).or_insert(0) += count;
                     }
                 });
             }
         });
+    }
+
+    /// Runs `seeds` with `jobs` threads. Prints every failure and a summary; returns whether
+    /// every seed passed.
+    #[allow(clippy::disallowed_methods)] // The runner measures real time, outside any simulation.
+    fn run_many(seeds: &[u64], jobs: usize, record: Option<&Path>) -> bool {
+        let started = std::time::Instant::now();
+        let outcomes: Mutex<Vec<(u64, bool, Duration)>> = Mutex::new(Vec::new());
+        let faults: Mutex<BTreeMap<&'static str, u64>> = Mutex::new(BTreeMap::new());
+        for_each_outcome(seeds, jobs, |outcome| {
+            let passed = outcome.passed();
+            if !passed {
+                print_failure(&outcome);
+                if let Some(file) = record {
+                    record_failure(file, &outcome);
+                }
+            }
+
+            let mut all_faults = faults.lock().expect("faults");
+            for (name, count) in &outcome.faults {
+                *all_faults.entry(*name).or_insert(0) += count;
+            }
+            let mut outcomes = outcomes.lock().expect("outcomes");
+            outcomes.push((outcome.seed, passed, outcome.simulated));
+            true
+        });
+
         let outcomes = outcomes.into_inner().expect("outcomes");
         let real = started.elapsed();
         let simulated: Duration = outcomes.iter().map(|(_, _, simulated)| *simulated).sum();
@@ -304,6 +331,7 @@ mod runner {
             simulated.as_secs_f64(),
             simulated.as_secs_f64() / real.as_secs_f64().max(1e-9),
         );
+
         let faults = faults.into_inner().expect("faults");
         let faults: Vec<String> = faults.iter().map(|(name, count)| format!("{name} {count}")).collect();
         println!("faults injected: {}", faults.join(", "));
@@ -314,7 +342,7 @@ mod runner {
     }
 
     fn replay(seed: u64) -> bool {
-        // The broker's own logs, interleaved with the trace, when RUST_LOG asks for them.
+        // The broker's own logs, interleaved with the trace, when RUST_LOG is set.
         if std::env::var_os("RUST_LOG").is_some() {
             tracing_subscriber::fmt()
                 .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -366,37 +394,34 @@ mod runner {
         deterministic
     }
 
-    /// Runs seeds from `start` until one fails. A build without a planted bug has nothing
-    /// to find and fails this command.
-    fn planted(start: u64, count: u64, jobs: usize) -> bool {
+    /// Runs seeds from `start` until one fails with an `expected` kind. A build without a
+    /// planted bug has nothing to find and fails this command.
+    fn planted(expected: &[String], start: u64, count: u64, jobs: usize) -> bool {
         let features = planted_features();
         if features.is_empty() {
             eprintln!("error: no planted bug in this build; add --features planted-<bug>");
             return false;
         }
         let found: Mutex<Option<Outcome>> = Mutex::new(None);
-        let next = AtomicUsize::new(0);
-        let seeds: Arc<Vec<u64>> = Arc::new((start..start.saturating_add(count)).collect());
-        #[allow(clippy::disallowed_methods)] // The runner, outside any simulation.
-        std::thread::scope(|scope| {
-            for _ in 0..jobs.max(1) {
-                scope.spawn(|| loop {
-                    if found.lock().expect("found").is_some() {
-                        return;
-                    }
-                    let index = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(&seed) = seeds.get(index) else {
-                        return;
-                    };
-                    let outcome = run_on_thread(seed, false);
-                    if !outcome.passed() {
-                        let mut found = found.lock().expect("found");
-                        if found.as_ref().is_none_or(|earlier| earlier.seed > seed) {
-                            *found = Some(outcome);
-                        }
-                    }
-                });
+        let seeds: Vec<u64> = (start..start.saturating_add(count)).collect();
+        for_each_outcome(&seeds, jobs, |outcome| {
+            let kinds = outcome.failure_kinds();
+            if !kinds.iter().any(|kind| expected.contains(kind)) {
+                if !outcome.passed() {
+                    println!(
+                        "seed {} failed with other kinds than expected: {}",
+                        outcome.seed,
+                        kinds.join(", ")
+                    );
+                }
+                return true;
             }
+            // With two threads, a later seed may fail first; the report keeps the lowest.
+            let mut found = found.lock().expect("found");
+            if found.as_ref().is_none_or(|earlier| earlier.seed > outcome.seed) {
+                *found = Some(outcome);
+            }
+            false
         });
         match found.into_inner().expect("found") {
             Some(outcome) => {
