@@ -50,7 +50,7 @@ impl Fault {
             Fault::FsyncFailure => "fsync failure",
             Fault::DiskFull => "disk full",
             Fault::BitFlips => "bit flips",
-            Fault::ClockJump => "clock jump",
+            Fault::ClockJump => "clock jumps",
         }
     }
 }
@@ -60,8 +60,8 @@ pub struct Nemesis {
     config: std::sync::Arc<SimConfig>,
     handle: Handle,
     broker: std::sync::Arc<BrokerNode>,
-    /// Client nodes, whose links to the broker a partition may cut.
-    clients: Vec<NodeId>,
+    /// Client nodes and their names, whose links to the broker a partition may cut.
+    clients: Vec<(NodeId, String)>,
     trace: Trace,
     /// Disk fault rates outside of any fault: the run's I/O delay and nothing else.
     calm_disk: SimDiskFaults,
@@ -72,7 +72,7 @@ impl Nemesis {
         rng: ChaCha8Rng,
         config: std::sync::Arc<SimConfig>,
         broker: std::sync::Arc<BrokerNode>,
-        clients: Vec<NodeId>,
+        clients: Vec<(NodeId, String)>,
         trace: Trace,
     ) -> Nemesis {
         let calm_disk = SimDiskFaults {
@@ -125,11 +125,13 @@ impl Nemesis {
                 }
                 madsim::time::sleep(wait).await;
                 let fault = *enabled.choose(&mut self.rng).expect("some fault is enabled");
-                let length = Duration::from_millis(
+                let drawn = Duration::from_millis(
                     self.rng
                         .random_range(1..=self.config.max_fault_duration.as_millis() as u64),
                 );
-                self.inject(fault, length).await;
+                // A fault ends by the end of the workload, so healing starts on time.
+                let left = duration.saturating_sub(crate::clock::now().duration_since(start));
+                self.inject(fault, drawn.min(left)).await;
             }
         }
         let left = duration.saturating_sub(crate::clock::now().duration_since(start));
@@ -215,17 +217,21 @@ impl Nemesis {
             net.unclog_node(broker);
             return;
         }
-        let client = *self.clients.choose(&mut self.rng).expect("clients exist");
+        let (client, name) = self.clients.choose(&mut self.rng).cloned().expect("clients exist");
         let both = self.rng.random_bool(0.5);
-        self.trace.note(format!(
-            "nemesis: cut client node {client} from broker-1 (both ways: {both})"
-        ));
+        let direction = if both {
+            "both ways"
+        } else {
+            "from the client to the broker"
+        };
+        self.trace
+            .note(format!("nemesis: cut {name} off broker-1, {direction}"));
         net.clog_link(client, broker);
         if both {
             net.clog_link(broker, client);
         }
         madsim::time::sleep(length).await;
-        self.trace.note(format!("nemesis: reconnect client node {client}"));
+        self.trace.note(format!("nemesis: reconnect {name}"));
         net.unclog_link(client, broker);
         net.unclog_link(broker, client);
     }
@@ -306,7 +312,7 @@ impl Nemesis {
         let net = NetSim::current();
         let broker = self.broker.node.id();
         net.unclog_node(broker);
-        for client in &self.clients {
+        for (client, _) in &self.clients {
             net.unclog_link(*client, broker);
             net.unclog_link(broker, *client);
         }

@@ -187,9 +187,10 @@ async fn simulate(config: Arc<SimConfig>, trace: Trace) -> (Report, Vec<String>,
             .name(format!("producer-{slot}"))
             .ip([10, 0, 2, slot as u8 + 1].into())
             .build();
-        let stream = rng::stream(config.seed, &format!("producer-{slot}"));
-        clients.push(node.spawn(workload.clone().run_producer(stream)));
-        client_nodes.push(node.id());
+        let name = format!("producer-{slot}");
+        let stream = rng::stream(config.seed, &name);
+        clients.push(node.spawn(workload.clone().run_producer(name.clone(), stream)));
+        client_nodes.push((node.id(), name));
     }
     for slot in 0..config.consumers {
         let node = handle
@@ -197,9 +198,10 @@ async fn simulate(config: Arc<SimConfig>, trace: Trace) -> (Report, Vec<String>,
             .name(format!("consumer-{slot}"))
             .ip([10, 0, 3, slot as u8 + 1].into())
             .build();
-        let stream = rng::stream(config.seed, &format!("consumer-{slot}"));
-        clients.push(node.spawn(workload.clone().run_consumer(stream)));
-        client_nodes.push(node.id());
+        let name = format!("consumer-{slot}");
+        let stream = rng::stream(config.seed, &name);
+        clients.push(node.spawn(workload.clone().run_consumer(name.clone(), stream)));
+        client_nodes.push((node.id(), name));
     }
 
     let mut nemesis = Nemesis::new(

@@ -188,6 +188,9 @@ impl fmt::Display for SimConfig {
             "broker: flush every append {}, segment bytes {}; network latency {:?}; disk delay up to {:?}",
             self.flush_every_append, self.segment_bytes, self.network_latency, self.max_io_delay
         )?;
+        if !self.faults.any() {
+            return write!(f, "faults: none");
+        }
         write!(
             f,
             "faults: {}; one every {:?} on average, lasting up to {:?}",

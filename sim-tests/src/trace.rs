@@ -76,11 +76,15 @@ impl Trace {
         self.lock().faults.clone()
     }
 
-    /// Returns a process id no other client has used.
-    pub fn new_process(&self) -> Process {
-        let mut state = self.lock();
-        state.next_process += 1;
-        state.next_process
+    /// Returns a process id no other client has used, and notes which client it is.
+    pub fn new_process(&self, client: &str) -> Process {
+        let process = {
+            let mut state = self.lock();
+            state.next_process += 1;
+            state.next_process
+        };
+        self.note(format!("p{process} is {client}"));
+        process
     }
 
     /// Records an invocation or a completion of `process`, in the history and as a line.

@@ -112,8 +112,8 @@ impl Workload {
         }
     }
 
-    /// Runs one producer slot until the workload stops. `rng` is the slot's own stream.
-    pub async fn run_producer(self, mut rng: ChaCha8Rng) {
+    /// Runs the producer called `name` until the workload stops. `rng` is its own stream.
+    pub async fn run_producer(self, name: String, mut rng: ChaCha8Rng) {
         'process: while !self.stopped() {
             let Some(cluster) = self.connect().await else {
                 return;
@@ -125,7 +125,7 @@ impl Workload {
                     continue;
                 }
             };
-            let process = self.trace.new_process();
+            let process = self.trace.new_process(&name);
             while !self.stopped() {
                 let count = rng.random_range(1..=self.config.max_sends_per_operation);
                 let sends: Vec<(i32, Value)> = (0..count)
@@ -144,15 +144,15 @@ impl Workload {
         }
     }
 
-    /// Runs one consumer slot until the workload stops: polls every partition from the
-    /// start.
-    pub async fn run_consumer(self, mut rng: ChaCha8Rng) {
+    /// Runs the consumer called `name` until the workload stops: polls every partition from
+    /// the start.
+    pub async fn run_consumer(self, name: String, mut rng: ChaCha8Rng) {
         while !self.stopped() {
             let Some(cluster) = self.connect().await else {
                 return;
             };
             let mut consumer = new_consumer(cluster, self.config.partitions);
-            let process = self.trace.new_process();
+            let process = self.trace.new_process(&name);
             let mut failures = 0;
             while !self.stopped() && failures < 3 {
                 match self.poll(process, &mut consumer, self.config.poll_timeout).await {
@@ -173,7 +173,7 @@ impl Workload {
         for attempt in 1.. {
             if let Ok(cluster) = Cluster::connect(self.client_config()).await {
                 if let Ok(producer) = Producer::new(cluster, self.producer_config()).await {
-                    let process = self.trace.new_process();
+                    let process = self.trace.new_process("the final writer");
                     if send_all(&self.trace, process, &producer, &sends).await == EventKind::Ok {
                         producer.close().await;
                         return;
@@ -212,7 +212,7 @@ impl Workload {
             return false;
         };
         let mut consumer = new_consumer(cluster, self.config.partitions);
-        let process = self.trace.new_process();
+        let process = self.trace.new_process("the final reader");
         for _ in 0..10_000 {
             let done = end_offsets.iter().all(|(partition, end)| {
                 consumer

@@ -116,13 +116,14 @@ mod runner {
             } => {
                 let start = start.unwrap_or_else(random_seed);
                 let seeds: Vec<u64> = (start..start.saturating_add(seeds)).collect();
-                run_many(&seeds, jobs, (!no_record).then(|| Path::new(CORPUS)))
+                let label = format!("{}..={}", start, seeds.last().copied().unwrap_or(start));
+                run_many(&seeds, &label, jobs, (!no_record).then(|| Path::new(CORPUS)))
             }
             Command::Replay { seed } => replay(seed),
             Command::Corpus { file, jobs } => match read_corpus(&file) {
                 Ok(seeds) => {
                     println!("replaying {} seeds of {}", seeds.len(), file.display());
-                    run_many(&seeds, jobs, None)
+                    run_many(&seeds, "the corpus", jobs, None)
                 }
                 Err(error) => {
                     eprintln!("error: reading the seed corpus {} failed: {error}", file.display());
@@ -285,10 +286,10 @@ mod runner {
         });
     }
 
-    /// Runs `seeds` with `jobs` threads. Prints every failure and a summary; returns whether
-    /// every seed passed.
+    /// Runs `seeds` with `jobs` threads. Prints every failure and a summary that names the
+    /// seeds by `label`; returns whether every seed passed.
     #[allow(clippy::disallowed_methods)] // The runner measures real time, outside any simulation.
-    fn run_many(seeds: &[u64], jobs: usize, record: Option<&Path>) -> bool {
+    fn run_many(seeds: &[u64], label: &str, jobs: usize, record: Option<&Path>) -> bool {
         let started = std::time::Instant::now();
         let outcomes: Mutex<Vec<(u64, bool, Duration)>> = Mutex::new(Vec::new());
         let faults: Mutex<BTreeMap<&'static str, u64>> = Mutex::new(BTreeMap::new());
@@ -320,10 +321,8 @@ mod runner {
             .collect();
         let per_minute = outcomes.len() as f64 / real.as_secs_f64().max(1e-9) * 60.0;
         println!(
-            "\n{} seeds ({}..={}), {} failed, in {:.1} s with {} jobs: {:.0} seeds per minute, simulated time {:.1} s = {:.1}x real time",
+            "\n{} seeds ({label}), {} failed, in {:.1} s with {} jobs: {:.0} seeds per minute, simulated time {:.1} s = {:.1}x real time",
             outcomes.len(),
-            seeds.first().copied().unwrap_or(0),
-            seeds.last().copied().unwrap_or(0),
             failed.len(),
             real.as_secs_f64(),
             jobs,
@@ -425,6 +424,7 @@ mod runner {
         });
         match found.into_inner().expect("found") {
             Some(outcome) => {
+                print_failure(&outcome);
                 println!(
                     "planted {} found at seed {} ({} seeds tried at most): {}",
                     features.join(", "),
