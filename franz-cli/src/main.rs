@@ -2,6 +2,7 @@
 //! Kafka-compatible cluster.
 
 mod admin;
+mod bench;
 mod consume;
 mod produce;
 
@@ -47,6 +48,9 @@ enum Command {
     /// Shows the cluster.
     #[command(subcommand)]
     Cluster(admin::ClusterCommand),
+    /// Measures throughput and latency of this or any Kafka-compatible cluster.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
     /// Prints a shell completion script, for example `franz completions bash > /etc/bash_completion.d/franz`.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
@@ -86,6 +90,7 @@ async fn run(args: Args) -> Result<(), String> {
         Command::Topic(command) => admin::run_topic(cluster, command).await,
         Command::Group(command) => admin::run_group(cluster, command).await,
         Command::Cluster(command) => admin::run_cluster(cluster, command).await,
+        Command::Bench(command) => bench::run(cluster, command).await,
         Command::Completions { .. } => unreachable!("handled above"),
     }
 }

@@ -417,3 +417,88 @@ fn completions_name_the_commands() {
         assert!(script.contains("reset-offsets"), "the script lists subcommands");
     });
 }
+
+/// Returns the JSON object on the last line of a bench command's stdout.
+fn bench_result(output: &Output) -> serde_json::Value {
+    let text = stdout(output);
+    let line = text.lines().last().expect("the bench printed a result line");
+    serde_json::from_str(line).unwrap_or_else(|error| panic!("{line:?} is not JSON: {error}"))
+}
+
+#[test]
+fn bench_commands_report_json() {
+    run(async {
+        let broker = Broker::start(0).await;
+
+        let produced = broker
+            .franz(
+                &[
+                    "bench",
+                    "produce",
+                    "-t",
+                    "bench",
+                    "--partitions",
+                    "3",
+                    "--config",
+                    "flush.messages=1",
+                    "--count",
+                    "3000",
+                    "--message-size",
+                    "100",
+                    "--producers",
+                    "2",
+                ],
+                "",
+            )
+            .await;
+        assert_success(&produced, "bench produce");
+        let result = bench_result(&produced);
+        assert_eq!(result["bench"], "produce");
+        assert_eq!(result["messages"], 3000);
+        assert_eq!(result["bytes"], 300_000);
+        assert_eq!(result["errors"], 0);
+        assert!(result["ack_latency_ms"]["p99"].as_f64().expect("a p99") > 0.0);
+        let described = broker.franz(&["topic", "describe", "bench"], "").await;
+        assert!(
+            stdout(&described).contains("flush.messages"),
+            "the topic got its setting"
+        );
+
+        let consumed = broker
+            .franz(&["bench", "consume", "-t", "bench", "--consumers", "2"], "")
+            .await;
+        assert_success(&consumed, "bench consume");
+        let result = bench_result(&consumed);
+        assert_eq!(result["messages"], 3000, "every produced message is read once");
+        assert_eq!(result["bytes"], 300_000);
+
+        let timed = broker
+            .franz(
+                &[
+                    "bench",
+                    "e2e",
+                    "-t",
+                    "latency",
+                    "--rate",
+                    "500",
+                    "--duration",
+                    "1s",
+                    "--message-size",
+                    "64",
+                ],
+                "",
+            )
+            .await;
+        assert_success(&timed, "bench e2e");
+        let result = bench_result(&timed);
+        let messages = result["messages"].as_u64().expect("a count");
+        assert!(
+            (400..=500).contains(&messages),
+            "about 500 messages in 1 s, got {messages}"
+        );
+        assert!(result["end_to_end_latency_ms"]["max"].as_f64().expect("a max") > 0.0);
+
+        let invalid = broker.franz(&["bench", "produce", "--producers", "0"], "").await;
+        assert!(!invalid.status.success(), "zero producers is rejected");
+    });
+}

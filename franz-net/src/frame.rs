@@ -1,6 +1,6 @@
 //! Length-prefixed Kafka frames: a big-endian i32 size, then that many bytes.
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Frames up to this size are copied behind their size prefix and written at once.
@@ -57,6 +57,33 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
             _ => FrameError::Io(error),
         })?;
     Ok(Some(payload))
+}
+
+/// Writes one frame whose payload is `chunks` in order, without joining them: large
+/// chunks (a fetch response's record data) go to the socket as they are.
+pub async fn write_frame_chunks<W: AsyncWrite + Unpin>(writer: &mut W, chunks: &[Bytes]) -> std::io::Result<()> {
+    if let [payload] = chunks {
+        return write_frame(writer, payload).await;
+    }
+    let total: usize = chunks.iter().map(Bytes::len).sum();
+    let size = i32::try_from(total).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("frame of {total} bytes does not fit an i32 size"),
+        )
+    })?;
+    // The size prefix travels with the first chunk, which contains the response header, so
+    // that no small write waits on Nagle's algorithm when TCP_NODELAY is off.
+    let mut first = Vec::with_capacity(4 + chunks.first().map_or(0, Bytes::len));
+    first.extend_from_slice(&size.to_be_bytes());
+    if let Some(chunk) = chunks.first() {
+        first.extend_from_slice(chunk);
+    }
+    writer.write_all(&first).await?;
+    for chunk in chunks.iter().skip(1) {
+        writer.write_all(chunk).await?;
+    }
+    writer.flush().await
 }
 
 /// Writes one frame: the size prefix, then `payload`.

@@ -7,6 +7,7 @@
 pub mod alloc;
 pub mod client;
 pub mod codec;
+pub mod fetch_encoding;
 pub mod frame;
 pub mod grpc;
 pub mod partitioner;

@@ -1,7 +1,9 @@
 //! The real disk: std files for segments and memmap2 for indexes.
 //!
-//! This is the one module of franz-core allowed to call `std::fs`. Its calls block the
-//! calling thread, as Kafka's request handlers do on a page-cache read or write.
+//! This is the one module of franz-core allowed to call `std::fs`. Reads and writes block
+//! the calling thread, as Kafka's request handlers do on a page-cache read or write. Syncs
+//! wait for the device, so they run on tokio's blocking threads: the runtime's workers
+//! go on serving other connections, whose appends then share the next sync.
 
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
@@ -9,6 +11,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use memmap2::MmapMut;
@@ -22,7 +25,19 @@ pub struct RealDisk;
 /// A std file opened for reading and writing.
 #[derive(Debug)]
 pub struct RealFile {
-    file: File,
+    /// Shared with the blocking thread that syncs it.
+    file: Arc<File>,
+}
+
+/// Runs a blocking file operation on tokio's blocking threads.
+// madsim marks spawn_blocking deprecated; simulations use `SimDisk`, never this disk.
+#[cfg_attr(madsim, allow(deprecated))]
+async fn off_the_runtime<T: Send + 'static>(
+    operation: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    tokio::task::spawn_blocking(operation)
+        .await
+        .map_err(|error| io::Error::other(format!("a blocking file operation did not finish: {error}")))?
 }
 
 /// A file mapped read-write with memmap2.
@@ -56,7 +71,7 @@ impl Disk for RealDisk {
             .create(create)
             .truncate(false)
             .open(path)?;
-        Ok(RealFile { file })
+        Ok(RealFile { file: Arc::new(file) })
     }
 
     async fn map(&self, path: &Path, len: u64) -> io::Result<RealMap> {
@@ -88,7 +103,8 @@ impl Disk for RealDisk {
     }
 
     async fn sync_dir(&self, path: &Path) -> io::Result<()> {
-        File::open(path)?.sync_all()
+        let folder = File::open(path)?;
+        off_the_runtime(move || folder.sync_all()).await
     }
 }
 
@@ -112,7 +128,8 @@ impl DiskFile for RealFile {
     }
 
     async fn sync(&self) -> io::Result<()> {
-        self.file.sync_data()
+        let file = self.file.clone();
+        off_the_runtime(move || file.sync_data()).await
     }
 }
 

@@ -267,6 +267,15 @@ impl Cluster {
         }
     }
 
+    /// Returns how many partitions a topic has, like [`Cluster::topic`] but without copying
+    /// the topic's metadata: a producer asks this for every record.
+    pub async fn partition_count(&self, name: &str, allow_auto_create: bool) -> Result<usize> {
+        if let Some(topic) = self.snapshot().topics.get(name) {
+            return Ok(topic.partitions.len());
+        }
+        Ok(self.topic(name, allow_auto_create).await?.partitions.len())
+    }
+
     /// Returns every topic the cluster has, read fresh.
     pub async fn topics(&self) -> Result<Vec<TopicInfo>> {
         self.refresh(None, false).await?;

@@ -169,8 +169,7 @@ impl Producer {
     /// murmur2 of the key, else the topic's sticky partition. Returns once the record is
     /// queued; the future completes when it is stored.
     pub async fn send(&self, topic: &str, partition: Option<i32>, record: ProducerRecord) -> Result<DeliveryFuture> {
-        let info = self.inner.cluster.topic(topic, true).await?;
-        let count = info.partitions.len() as i32;
+        let count = self.inner.cluster.partition_count(topic, true).await? as i32;
         if count == 0 {
             return Err(ClientError::UnknownTopic(topic.to_string()));
         }
@@ -213,7 +212,9 @@ impl Producer {
         batch.bytes += size;
         let full = batch.bytes >= batch_size || earlier_full;
         drop(queues);
-        if full {
+        // A new batch wakes the sender too, so that its linger timer starts now: with a
+        // linger of zero it is sent at once instead of at the sender's next idle check.
+        if full || needs_new {
             self.inner.wake.notify_one();
         }
         Ok(DeliveryFuture { receiver })

@@ -62,6 +62,66 @@ fn put_bytes(out: &mut BytesMut, bytes: Option<&[u8]>) {
     }
 }
 
+/// Maximum bytes of a varint, so a record's length prefix takes at most this many.
+const MAX_VARINT_BYTES: usize = 10;
+
+fn varint_len(value: i64) -> usize {
+    let zigzag = ((value << 1) ^ (value >> 63)) as u64;
+    (64 - zigzag.max(1).leading_zeros() as usize).div_ceil(7)
+}
+
+fn bytes_len(bytes: Option<&[u8]>) -> usize {
+    match bytes {
+        Some(bytes) => varint_len(bytes.len() as i64) + bytes.len(),
+        None => varint_len(-1),
+    }
+}
+
+/// Upper bound of a record's encoded size, without its length prefix, for sizing buffers.
+fn record_size(record: &ProducerRecord) -> usize {
+    let headers: usize = record
+        .headers
+        .iter()
+        .map(|(key, value)| bytes_len(Some(key.as_bytes())) + bytes_len(value.as_deref()))
+        .sum();
+    1 + 2 * MAX_VARINT_BYTES
+        + bytes_len(record.key.as_deref())
+        + bytes_len(record.value.as_deref())
+        + varint_len(record.headers.len() as i64)
+        + headers
+}
+
+/// Writes each record, length first, computing the length instead of encoding the record
+/// twice.
+fn put_records(out: &mut BytesMut, records: &[ProducerRecord], timestamps: &[i64], base_timestamp: i64) {
+    for (delta, (record, timestamp)) in records.iter().zip(timestamps).enumerate() {
+        let timestamp_delta = timestamp - base_timestamp;
+        let headers: usize = record
+            .headers
+            .iter()
+            .map(|(key, value)| bytes_len(Some(key.as_bytes())) + bytes_len(value.as_deref()))
+            .sum();
+        let length = 1
+            + varint_len(timestamp_delta)
+            + varint_len(delta as i64)
+            + bytes_len(record.key.as_deref())
+            + bytes_len(record.value.as_deref())
+            + varint_len(record.headers.len() as i64)
+            + headers;
+        put_varint(out, length as i64);
+        out.put_u8(0); // attributes
+        put_varint(out, timestamp_delta);
+        put_varint(out, delta as i64);
+        put_bytes(out, record.key.as_deref());
+        put_bytes(out, record.value.as_deref());
+        put_varint(out, record.headers.len() as i64);
+        for (key, value) in &record.headers {
+            put_bytes(out, Some(key.as_bytes()));
+            put_bytes(out, value.as_deref());
+        }
+    }
+}
+
 /// Encodes `records` as one v2 batch with base offset 0. `now_ms` stamps records without
 /// a timestamp.
 ///
@@ -81,25 +141,11 @@ pub fn encode_batch(
     let base_timestamp = *timestamps.iter().min().expect("not empty");
     let max_timestamp = *timestamps.iter().max().expect("not empty");
 
-    let mut body = BytesMut::new();
-    let mut record_bytes = BytesMut::new();
-    for (delta, (record, timestamp)) in records.iter().zip(&timestamps).enumerate() {
-        record_bytes.clear();
-        record_bytes.put_u8(0); // attributes
-        put_varint(&mut record_bytes, timestamp - base_timestamp);
-        put_varint(&mut record_bytes, delta as i64);
-        put_bytes(&mut record_bytes, record.key.as_deref());
-        put_bytes(&mut record_bytes, record.value.as_deref());
-        put_varint(&mut record_bytes, record.headers.len() as i64);
-        for (key, value) in &record.headers {
-            put_bytes(&mut record_bytes, Some(key.as_bytes()));
-            put_bytes(&mut record_bytes, value.as_deref());
-        }
-        put_varint(&mut body, record_bytes.len() as i64);
-        body.put_slice(&record_bytes);
-    }
-
-    let mut batch = BytesMut::with_capacity(batch::HEADER_LEN + body.len());
+    let body_bytes: usize = records
+        .iter()
+        .map(|record| record_size(record) + MAX_VARINT_BYTES)
+        .sum();
+    let mut batch = BytesMut::with_capacity(batch::HEADER_LEN + body_bytes);
     batch.put_i64(0); // base offset
     batch.put_i32(0); // batch length, set below
     batch.put_i32(-1); // partition leader epoch
@@ -113,7 +159,15 @@ pub fn encode_batch(
     batch.put_i16(producer.producer_epoch);
     batch.put_i32(producer.base_sequence);
     batch.put_i32(records.len() as i32);
-    compress_into(&mut batch, compression, &body);
+
+    // Uncompressed records go straight into the batch; compressed ones are gathered first.
+    if compression == Compression::None {
+        put_records(&mut batch, records, &timestamps, base_timestamp);
+    } else {
+        let mut body = BytesMut::with_capacity(body_bytes);
+        put_records(&mut body, records, &timestamps, base_timestamp);
+        compress_into(&mut batch, compression, &body);
+    }
 
     let length = (batch.len() - batch::LOG_OVERHEAD) as i32;
     batch[8..12].copy_from_slice(&length.to_be_bytes());
@@ -276,6 +330,28 @@ mod tests {
             assert_eq!(decoded[0].headers, sample()[0].headers, "{codec:?}");
             assert_eq!(decoded[1].timestamp, 1_005, "{codec:?}");
             assert_eq!(decoded[1].value, Some(Bytes::new()), "{codec:?}");
+        }
+    }
+
+    #[test]
+    fn varint_len_matches_encoding() {
+        for value in [
+            0,
+            1,
+            -1,
+            63,
+            64,
+            -64,
+            -65,
+            8191,
+            8192,
+            i64::from(i32::MAX),
+            i64::MIN,
+            i64::MAX,
+        ] {
+            let mut encoded = BytesMut::new();
+            put_varint(&mut encoded, value);
+            assert_eq!(varint_len(value), encoded.len(), "value {value}");
         }
     }
 

@@ -18,9 +18,10 @@ pub mod versions;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use franz_core::Disk;
 use franz_net::codec::{self, DecodeError};
+use franz_net::fetch_encoding;
 use franz_net::frame::{self, FrameError};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
@@ -99,7 +100,7 @@ async fn serve_connection<D: Disk>(stream: TcpStream, peer: SocketAddr, context:
         };
         let (response, keep_open) = process(&context, payload, peer).await;
         if let Some(response) = response {
-            if let Err(error) = frame::write_frame(&mut writer, &response).await {
+            if let Err(error) = frame::write_frame_chunks(&mut writer, &response).await {
                 debug!(%peer, %error, "writing a response failed; closing connection");
                 break;
             }
@@ -112,9 +113,9 @@ async fn serve_connection<D: Disk>(stream: TcpStream, peer: SocketAddr, context:
     debug!(%peer, "connection closed");
 }
 
-/// Decodes and serves one request. Returns the response payload, if any, and whether
-/// the connection stays open.
-async fn process<D: Disk>(context: &Context<D>, payload: Bytes, peer: SocketAddr) -> (Option<BytesMut>, bool) {
+/// Decodes and serves one request. Returns the response payload as chunks to write in
+/// order, if there is a response, and whether the connection stays open.
+async fn process<D: Disk>(context: &Context<D>, payload: Bytes, peer: SocketAddr) -> (Option<Vec<Bytes>>, bool) {
     // KIP-511: an ApiVersions request of a version this broker does not serve gets a v0
     // response with the supported list, read from the fixed prefix alone, because the
     // rest of a newer header may not parse.
@@ -131,7 +132,8 @@ async fn process<D: Disk>(context: &Context<D>, payload: Bytes, peer: SocketAddr
         Ok(request) => request,
         Err(DecodeError::UnknownApiKey { prefix }) => {
             warn!(%peer, api_key = prefix.api_key, api_version = prefix.api_version, "unknown API key; responding UNSUPPORTED_VERSION");
-            return (Some(codec::encode_unknown_api_response(prefix.correlation_id)), true);
+            let response = codec::encode_unknown_api_response(prefix.correlation_id);
+            return (Some(vec![response.freeze()]), true);
         }
         Err(error) => {
             warn!(%peer, %error, "closing connection: undecodable request header");
@@ -144,7 +146,8 @@ async fn process<D: Disk>(context: &Context<D>, payload: Bytes, peer: SocketAddr
 
     if !versions::is_supported(api_key, version) {
         warn!(%peer, ?api_key, version, "unsupported API version; responding UNSUPPORTED_VERSION and closing");
-        return (Some(codec::encode_unknown_api_response(correlation_id)), false);
+        let response = codec::encode_unknown_api_response(correlation_id);
+        return (Some(vec![response.freeze()]), false);
     }
 
     let body = match codec::decode_body(api_key, version, request.body) {
@@ -165,9 +168,21 @@ async fn process<D: Disk>(context: &Context<D>, payload: Bytes, peer: SocketAddr
     }
 }
 
-fn encode(api_key: ApiKey, version: i16, correlation_id: i32, response: &ResponseKind) -> Option<BytesMut> {
+fn encode(api_key: ApiKey, version: i16, correlation_id: i32, response: &ResponseKind) -> Option<Vec<Bytes>> {
+    // A fetch response's record data goes to the socket without a copy.
+    if let ResponseKind::Fetch(fetch) = response {
+        if fetch_encoding::VERSIONS.contains(&version) {
+            return match fetch_encoding::encode_fetch_response(version, correlation_id, fetch) {
+                Ok(chunks) => Some(chunks),
+                Err(error) => {
+                    warn!(?api_key, version, %error, "encoding a response failed");
+                    None
+                }
+            };
+        }
+    }
     match codec::encode_response(api_key, version, correlation_id, response) {
-        Ok(payload) => Some(payload),
+        Ok(payload) => Some(vec![payload.freeze()]),
         Err(error) => {
             warn!(?api_key, version, %error, "encoding a response failed");
             None

@@ -4,18 +4,21 @@
 //! the local append, which includes the fsync when the topic's flush policy requires one.
 //! acks=0 gets no response at all.
 
+use std::sync::Arc;
+
 use bytes::BytesMut;
 use franz_core::batch::BatchHeader;
 use franz_core::Disk;
+use futures_util::future::join_all;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use tracing::{debug, warn};
 
 use super::errors::{append_error_code, topic_error_code};
 use super::{Context, Request};
-use crate::broker::{validate_topic_name, AppendError};
+use crate::broker::{validate_topic_name, AppendError, Partition};
 
 fn partition_error(index: i32, error: ResponseError, message: Option<String>) -> PartitionProduceResponse {
     PartitionProduceResponse::default()
@@ -34,6 +37,9 @@ pub async fn produce<D: Disk>(
 ) -> Option<ProduceResponse> {
     let acks = body.acks;
     let mut responses = Vec::with_capacity(body.topic_data.len());
+    // The appends of all partitions run together, so their fsyncs overlap. Each carries
+    // the place of its response: the topic's index and the partition's index within it.
+    let mut appends = Vec::new();
     for topic_data in body.topic_data {
         let name = topic_data.name.clone();
         let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
@@ -89,25 +95,9 @@ pub async fn produce<D: Disk>(
                 continue;
             }
             let records = BytesMut::from(&records[..]);
-            match partition.append(records).await {
-                Ok(appended) => partitions.push(
-                    PartitionProduceResponse::default()
-                        .with_index(index)
-                        .with_base_offset(appended.base_offset)
-                        .with_log_append_time_ms(appended.log_append_time)
-                        .with_log_start_offset(appended.log_start_offset),
-                ),
-                Err(error) => {
-                    let code = append_error_code(&error);
-                    match &error {
-                        AppendError::Log(log_error) if log_error.is_fatal() => {
-                            warn!(topic = %name.as_str(), partition = index, %error, "produce failed")
-                        }
-                        _ => debug!(topic = %name.as_str(), partition = index, %error, "produce rejected"),
-                    }
-                    partitions.push(partition_error(index, code, Some(error.to_string())));
-                }
-            }
+            let place = (responses.len(), partitions.len());
+            appends.push(append(place, name.clone(), index, partition.clone(), records));
+            partitions.push(PartitionProduceResponse::default());
         }
         responses.push(
             TopicProduceResponse::default()
@@ -115,11 +105,43 @@ pub async fn produce<D: Disk>(
                 .with_partition_responses(partitions),
         );
     }
+    for ((topic, slot), response) in join_all(appends).await {
+        responses[topic].partition_responses[slot] = response;
+    }
     if acks == 0 {
         debug!(peer = %request.peer, "acks=0 produce served without a response");
         return None;
     }
     Some(ProduceResponse::default().with_responses(responses))
+}
+
+/// Appends one partition's batch and returns its response with `place`, the position of
+/// that response in the produce response: the topic's index and the partition's index.
+async fn append<D: Disk>(
+    place: (usize, usize),
+    topic: TopicName,
+    index: i32,
+    partition: Arc<Partition<D>>,
+    records: BytesMut,
+) -> ((usize, usize), PartitionProduceResponse) {
+    let response = match partition.append(records).await {
+        Ok(appended) => PartitionProduceResponse::default()
+            .with_index(index)
+            .with_base_offset(appended.base_offset)
+            .with_log_append_time_ms(appended.log_append_time)
+            .with_log_start_offset(appended.log_start_offset),
+        Err(error) => {
+            let code = append_error_code(&error);
+            match &error {
+                AppendError::Log(log_error) if log_error.is_fatal() => {
+                    warn!(topic = %topic.as_str(), partition = index, %error, "produce failed")
+                }
+                _ => debug!(topic = %topic.as_str(), partition = index, %error, "produce rejected"),
+            }
+            partition_error(index, code, Some(error.to_string()))
+        }
+    };
+    (place, response)
 }
 
 /// Checks that a partition's records are exactly one v2 batch, as Kafka requires of
