@@ -472,6 +472,16 @@ fn bench_commands_report_json() {
         assert_eq!(result["messages"], 3000, "every produced message is read once");
         assert_eq!(result["bytes"], 300_000);
 
+        let limited = broker
+            .franz(&["bench", "consume", "-t", "bench", "--count", "500"], "")
+            .await;
+        assert_success(&limited, "bench consume --count");
+        assert_eq!(
+            bench_result(&limited)["messages"],
+            500,
+            "--count stops at exactly that many"
+        );
+
         let timed = broker
             .franz(
                 &[

@@ -41,10 +41,12 @@ pub async fn run(cluster: Arc<Cluster>, args: ConsumeBenchArgs) -> Result<(), St
         return Err("--consumers must be at least 1".to_string());
     }
     let admin = Admin::new(cluster.clone());
-    let end_offsets = admin
-        .list_offsets(&args.topic, LATEST)
-        .await
-        .map_err(|error| format!("reading the end offsets of {} failed: {error}", args.topic))?;
+    let end_offsets = admin.list_offsets(&args.topic, LATEST).await.map_err(|error| {
+        format!(
+            "reading the end offsets of {} failed: {error}; fill it first with `franz bench produce -t {}`",
+            args.topic, args.topic
+        )
+    })?;
     if end_offsets.is_empty() {
         return Err(format!(
             "topic {} has no partitions; run `franz bench produce` first",
@@ -79,12 +81,13 @@ pub async fn run(cluster: Arc<Cluster>, args: ConsumeBenchArgs) -> Result<(), St
 
     stats.summary(elapsed).print(
         "consume",
-        "",
+        None,
         json!({
             "topic": args.topic,
             "partitions": end_offsets.len(),
             "consumers": args.consumers,
             "max_partition_fetch_bytes": args.max_partition_fetch_bytes,
+            "count": args.count,
         }),
     );
     Ok(())
@@ -117,10 +120,15 @@ async fn read_share(
         if done || args.count.is_some_and(|count| stats.messages() >= count) {
             return Ok(());
         }
-        let messages = consumer
+        let mut messages = consumer
             .poll(POLL_TIMEOUT)
             .await
             .map_err(|error| format!("polling {} failed: {error}", args.topic))?;
+        if let Some(count) = args.count {
+            // A poll returns up to a fetch's worth; only what --count allows is counted.
+            let allowed = count.saturating_sub(stats.messages());
+            messages.truncate(allowed.min(messages.len() as u64) as usize);
+        }
         let bytes: usize = messages
             .iter()
             .map(|message| {

@@ -58,7 +58,7 @@ async fn ensure_topic(cluster: &Arc<Cluster>, args: &TopicArgs) -> Result<i32, S
     let admin = Admin::new(cluster.clone());
     if let Ok(topic) = admin.describe_topic(&args.topic).await {
         eprintln!(
-            "using the existing topic {} with {} partitions",
+            "using the existing topic {} with {} partitions; --partitions and --config apply only to a new topic",
             args.topic,
             topic.partitions.len()
         );
@@ -77,7 +77,12 @@ async fn ensure_topic(cluster: &Arc<Cluster>, args: &TopicArgs) -> Result<i32, S
         .create_topic(&args.topic, args.partitions, &configs)
         .await
         .map_err(|error| format!("creating the topic {} failed: {error}", args.topic))?;
-    eprintln!("created the topic {} with {} partitions", args.topic, args.partitions);
+    let noun = if args.partitions == 1 {
+        "partition"
+    } else {
+        "partitions"
+    };
+    eprintln!("created the topic {} with {} {noun}", args.topic, args.partitions);
     Ok(args.partitions)
 }
 
@@ -123,8 +128,9 @@ fn parse_acks(text: &str) -> i16 {
     }
 }
 
-/// Returns a payload of `size` bytes that compresses about as well as typical text: each
-/// byte is one of 64 printable characters drawn from a fixed sequence.
+/// Returns a payload of `size` bytes: each byte is one of 64 printable characters drawn
+/// from a fixed sequence. Every message of a run carries the same payload, so compression
+/// finds the repeats between messages and does better than on real data.
 fn payload(size: usize) -> Bytes {
     const ALPHABET: &[u8; 64] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_";
     let mut state: u64 = 0x2545_f491_4f6c_dd1d;

@@ -99,7 +99,7 @@ pub async fn run(cluster: Arc<Cluster>, args: ProduceBenchArgs) -> Result<(), St
     let summary = stats.summary(elapsed);
     summary.print(
         "produce",
-        "ack",
+        Some(("ack", "ack_latency_ms")),
         json!({
             "topic": args.topic.topic,
             "partitions": partitions,
@@ -110,6 +110,10 @@ pub async fn run(cluster: Arc<Cluster>, args: ProduceBenchArgs) -> Result<(), St
             "producers": args.producers,
             "linger_ms": args.linger_ms,
             "batch_size": args.batch_size,
+            "count": args.count,
+            "duration_seconds": args.duration.map(|duration| duration.as_secs_f64()),
+            "max_pending": args.max_pending,
+            "topic_configs": args.topic.configs,
         }),
     );
     if summary.errors > 0 {

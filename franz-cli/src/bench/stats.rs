@@ -185,9 +185,10 @@ impl Summary {
     }
 
     /// Prints the summary for people to stderr and as one JSON line to stdout, with
-    /// `settings` (the benchmark's arguments) and `latency_name` (what the latencies
-    /// measure) in the JSON.
-    pub fn print(&self, bench: &str, latency_name: &str, settings: Value) {
+    /// `settings` (the benchmark's arguments). `latency` names what the latencies measure,
+    /// as a label and a JSON key, for a benchmark that measures them; its JSON key is
+    /// present, null without samples, so that scripts find the same shape every time.
+    pub fn print(&self, bench: &str, latency: Option<(&str, &str)>, settings: Value) {
         eprintln!(
             "{bench}: {} messages, {:.1} MiB in {:.2} s: {:.0} msg/s, {:.1} MiB/s{}",
             self.messages,
@@ -201,8 +202,8 @@ impl Summary {
                 String::new()
             }
         );
-        if let Some([p50, p99, p999, max]) = self.latency_ms {
-            eprintln!("{latency_name} latency: p50 {p50:.2} ms, p99 {p99:.2} ms, p99.9 {p999:.2} ms, max {max:.2} ms");
+        if let (Some((label, _)), Some([p50, p99, p999, max])) = (latency, self.latency_ms) {
+            eprintln!("{label} latency: p50 {p50:.2} ms, p99 {p99:.2} ms, p99.9 {p999:.2} ms, max {max:.2} ms");
         }
         let mut report = json!({
             "bench": bench,
@@ -214,8 +215,11 @@ impl Summary {
             "mib_per_second": self.mib_per_second(),
             "settings": settings,
         });
-        if let Some([p50, p99, p999, max]) = self.latency_ms {
-            report[format!("{latency_name}_latency_ms")] = json!({"p50": p50, "p99": p99, "p99.9": p999, "max": max});
+        if let Some((_, key)) = latency {
+            report[key] = match self.latency_ms {
+                Some([p50, p99, p999, max]) => json!({"p50": p50, "p99": p99, "p99.9": p999, "max": max}),
+                None => Value::Null,
+            };
         }
         println!("{report}");
     }
