@@ -113,6 +113,8 @@ impl DiskFile for RealFile {
         Ok(self.file.metadata()?.len())
     }
 
+    // TODO: a fetch copies the data from the page cache into this buffer; serving reads
+    // from mapped segments or with sendfile would remove that copy.
     async fn read_at(&self, position: u64, len: usize) -> io::Result<Bytes> {
         let mut buf = BytesMut::zeroed(len);
         self.file.read_exact_at(&mut buf, position)?;

@@ -315,6 +315,8 @@ async fn take_ready(inner: &Inner) -> (Vec<Outgoing>, Duration, bool) {
 }
 
 /// Sends batches, one request per leader, retrying the failed ones.
+// TODO: one request at a time per producer caps throughput at a batch per round trip;
+// pipeline up to max.in.flight.requests.per.connection requests, keeping the order.
 async fn send_all(inner: &Inner, mut pending: Vec<Outgoing>) {
     for attempt in 0..=inner.config.retries {
         if pending.is_empty() {
