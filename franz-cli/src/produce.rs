@@ -50,7 +50,8 @@ fn parse_header(text: &str) -> (String, Option<Bytes>) {
     }
 }
 
-fn compression(name: &str) -> Compression {
+/// Parses a `--compression` value that clap already checked against the codec names.
+pub fn parse_compression(name: &str) -> Compression {
     match name {
         "gzip" => Compression::Gzip,
         "snappy" => Compression::Snappy,
@@ -60,21 +61,26 @@ fn compression(name: &str) -> Compression {
     }
 }
 
+/// Parses an `--acks` value that clap already checked: `all`, `1` or `0`.
+pub fn parse_acks(text: &str) -> i16 {
+    match text {
+        "0" => 0,
+        "1" => 1,
+        _ => -1,
+    }
+}
+
 #[allow(clippy::disallowed_methods)] // The CLI's progress and rate use the real clock.
 fn now() -> tokio::time::Instant {
     tokio::time::Instant::now()
 }
 
 pub async fn run(cluster: Arc<Cluster>, args: ProduceArgs) -> Result<(), String> {
-    let acks = match args.acks.as_str() {
-        "all" => -1,
-        "1" => 1,
-        _ => 0,
-    };
+    let acks = parse_acks(&args.acks);
     let config = ProducerConfig {
         acks,
         idempotence: acks == -1,
-        compression: compression(&args.compression),
+        compression: parse_compression(&args.compression),
         linger: Duration::from_millis(args.linger_ms),
         batch_size: args.batch_size.max(1),
         ..ProducerConfig::default()

@@ -93,6 +93,8 @@ pub fn encode_fetch_response(
         return Err("the response sets fields this encoder does not write".to_string());
     }
     let flexible = version >= FIRST_FLEXIBLE;
+    // The partition fields this encoder leaves out must keep their default values.
+    let defaults = PartitionData::default();
     let mut chunks = Chunks {
         done: Vec::new(),
         current: BytesMut::with_capacity(256),
@@ -122,7 +124,7 @@ pub fn encode_fetch_response(
         chunks.current.put_slice(name);
         put_length(&mut chunks.current, flexible, Some(topic.partitions.len()), false)?;
         for partition in &topic.partitions {
-            encode_partition(&mut chunks, version, partition)?;
+            encode_partition(&mut chunks, version, partition, &defaults)?;
         }
         if flexible {
             put_unsigned_varint(&mut chunks.current, 0);
@@ -134,9 +136,13 @@ pub fn encode_fetch_response(
     Ok(chunks.finish())
 }
 
-fn encode_partition(chunks: &mut Chunks, version: i16, partition: &PartitionData) -> Result<(), String> {
+fn encode_partition(
+    chunks: &mut Chunks,
+    version: i16,
+    partition: &PartitionData,
+    defaults: &PartitionData,
+) -> Result<(), String> {
     let flexible = version >= FIRST_FLEXIBLE;
-    let defaults = PartitionData::default();
     let has_tagged_fields = partition.diverging_epoch != defaults.diverging_epoch
         || partition.current_leader != defaults.current_leader
         || partition.snapshot_id != defaults.snapshot_id

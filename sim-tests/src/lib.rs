@@ -1,5 +1,5 @@
 //! Deterministic simulation of Franz. Everything here compiles only with
-//! `RUSTFLAGS="--cfg madsim"`; docs/testing.md says how to run, read and replay a run.
+//! `RUSTFLAGS="--cfg madsim"`; docs/testing.md explains how to run, read and replay a run.
 //!
 //! One seed decides everything about a run: the configuration drawn for it ([`swarm`]),
 //! the faults ([`nemesis`]), the clients' choices ([`workload`]) and madsim's scheduling.

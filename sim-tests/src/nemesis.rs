@@ -1,6 +1,6 @@
-//! The nemesis: injects the run's fault kinds at random times from its own random stream,
-//! heals each one after a random duration, and heals everything at the end of the
-//! workload so that the run can check that the broker converges.
+//! The nemesis: injects the run's fault kinds at random times from its own random stream
+//! and heals each one after a random duration. At the end of the workload it heals
+//! everything, so that the run can check that the broker converges.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -39,7 +39,7 @@ pub enum Fault {
 }
 
 impl Fault {
-    /// The fault's name in the run summary.
+    /// Returns the fault's name in the run summary.
     pub fn name(self) -> &'static str {
         match self {
             Fault::Crash => "crash",

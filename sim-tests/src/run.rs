@@ -130,7 +130,7 @@ pub fn run_seed(seed: u64, echo: bool) -> Outcome {
     }
 }
 
-/// The topic settings of the workload's topic.
+/// Returns the settings of the workload's topic.
 fn topic_configs(config: &SimConfig) -> BTreeMap<String, String> {
     let mut configs = BTreeMap::new();
     configs.insert("segment.bytes".to_string(), config.segment_bytes.to_string());

@@ -159,7 +159,7 @@ mod runner {
         (nanos ^ u64::from(std::process::id()).rotate_left(32)) % 1_000_000_000
     }
 
-    /// The cargo features of this build that plant a bug, for the replay command.
+    /// Returns the cargo features of this build that plant a bug, for the replay command.
     fn planted_features() -> Vec<&'static str> {
         let mut features = Vec::new();
         if cfg!(feature = "planted-ack-before-fsync") {

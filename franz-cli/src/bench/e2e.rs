@@ -1,9 +1,10 @@
 //! `franz bench e2e`: end-to-end latency, from a producer's send to a consumer's poll.
 //!
-//! One producer sends at a fixed rate; each message's first 8 bytes carry the time its
-//! latency counts from (see `wait_for_slot`), in nanoseconds since the start of the run. One consumer, started at the end of every
-//! partition before the producer begins, reads them and records the time since that due
-//! time. Producer and consumer run in this one process, so they share one clock.
+//! One producer sends at a fixed rate. Each message's first 8 bytes carry the time its
+//! latency counts from (see `wait_for_slot`), in nanoseconds since the start of the run.
+//! One consumer, positioned at the end of every partition before the producer begins,
+//! reads the messages and records the time since then. Producer and consumer run in this
+//! one process, so they share one clock.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;

@@ -14,9 +14,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use franz_core::batch::Compression;
 use franz_net::client::admin::Admin;
 use franz_net::client::Cluster;
+
+use crate::produce::{parse_acks, parse_compression};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum BenchCommand {
@@ -108,24 +109,6 @@ async fn wait_for_slot(slot: tokio::time::Instant) -> tokio::time::Instant {
 fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text)
         .map_err(|error| format!("invalid duration {text:?}: {error}; write for example 30s"))
-}
-
-fn parse_compression(name: &str) -> Compression {
-    match name {
-        "gzip" => Compression::Gzip,
-        "snappy" => Compression::Snappy,
-        "lz4" => Compression::Lz4,
-        "zstd" => Compression::Zstd,
-        _ => Compression::None,
-    }
-}
-
-fn parse_acks(text: &str) -> i16 {
-    match text {
-        "0" => 0,
-        "1" => 1,
-        _ => -1,
-    }
 }
 
 /// Returns a payload of `size` bytes: each byte is one of 64 printable characters drawn

@@ -185,9 +185,9 @@ impl Summary {
     }
 
     /// Prints the summary for people to stderr and as one JSON line to stdout, with
-    /// `settings` (the benchmark's arguments). `latency` names what the latencies measure,
-    /// as a label and a JSON key, for a benchmark that measures them; its JSON key is
-    /// present, null without samples, so that scripts find the same shape every time.
+    /// `settings` (the benchmark's arguments). `latency` is a label and a JSON key for a
+    /// benchmark that measures latencies. The key is always present, and null without
+    /// samples, so that scripts find the same shape every time.
     pub fn print(&self, bench: &str, latency: Option<(&str, &str)>, settings: Value) {
         eprintln!(
             "{bench}: {} messages, {:.1} MiB in {:.2} s: {:.0} msg/s, {:.1} MiB/s{}",

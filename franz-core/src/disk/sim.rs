@@ -250,7 +250,7 @@ impl SimDisk {
         Ok(state.inodes[&inode].data.clone())
     }
 
-    /// Returns the bytes stored in the files the running process sees.
+    /// Returns the bytes stored in the files that the running process reads.
     pub fn used_bytes(&self) -> u64 {
         self.lock().used_bytes()
     }

@@ -268,7 +268,7 @@ impl Cluster {
     }
 
     /// Returns how many partitions a topic has, like [`Cluster::topic`] but without copying
-    /// the topic's metadata: a producer asks this for every record.
+    /// the topic's metadata, because a producer calls it for every record.
     pub async fn partition_count(&self, name: &str, allow_auto_create: bool) -> Result<usize> {
         if let Some(topic) = self.snapshot().topics.get(name) {
             return Ok(topic.partitions.len());

@@ -3,8 +3,8 @@
 //!
 //! The model is the one of Jepsen's Kafka workload. A key is a partition of the workload's
 //! topic and every value is written once, so a value names the send that wrote it. A process
-//! runs one operation at a time; a client that loses track of its state (a consumer whose
-//! connection broke, say) continues as a new process.
+//! runs one operation at a time. A client that loses track of its state, such as a consumer
+//! whose connection broke, continues as a new process.
 
 use std::fmt;
 
@@ -20,10 +20,10 @@ pub type Offset = i64;
 /// A client thread of the workload that runs one operation at a time.
 pub type Process = u64;
 
-/// How an event ends or starts an operation.
+/// The kind of an event: the start of an operation or one of its three outcomes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EventKind {
-    /// The operation started; its actions say what it asked for.
+    /// The operation started. Its actions list the sends and polls it requested.
     Invoke,
     /// The operation took effect; every send has its offset and every poll its records.
     Ok,
