@@ -297,6 +297,139 @@ fn group_members_share_and_commit() {
 }
 
 #[test]
+fn failed_join_is_retried() {
+    run(async {
+        let broker = start_broker().await;
+        let cluster = cluster(&broker).await;
+        Admin::new(cluster.clone())
+            .create_topic("rejoin", 2, &BTreeMap::new())
+            .await
+            .expect("create");
+        let member = |assignor: &str| ConsumerConfig {
+            group_id: Some("rejoiners".to_string()),
+            offset_reset: OffsetReset::Earliest,
+            assignors: vec![assignor.to_string()],
+            ..ConsumerConfig::default()
+        };
+        let mut first = Consumer::new(cluster.clone(), member("range"));
+        first.subscribe(&["rejoin".to_string()]).expect("subscribe");
+        let (first, _) = poll_until(first, |assigned| assigned.len() == 2).await;
+        assert_eq!(first.assignment().len(), 2);
+
+        // The group uses range, which the second member does not offer: its join fails.
+        let mut second = Consumer::new(cluster.clone(), member("cooperative-sticky"));
+        second.subscribe(&["rejoin".to_string()]).expect("subscribe");
+        let error = second
+            .poll(Duration::from_millis(50))
+            .await
+            .expect_err("no protocol in common");
+        assert_eq!(
+            error.kafka_error(),
+            Some(kafka_protocol::error::ResponseError::InconsistentGroupProtocol),
+            "{error}"
+        );
+        assert_eq!(second.membership(), None);
+
+        // Once the group is empty, the second member's next polls join it.
+        first.close().await.expect("close");
+        for _ in 0..100 {
+            if second.assignment().len() == 2 {
+                break;
+            }
+            let _ = second.poll(Duration::from_millis(50)).await;
+        }
+        assert_eq!(second.assignment().len(), 2, "the second member never joined again");
+        assert!(second.membership().is_some());
+    });
+}
+
+#[test]
+fn lost_membership_drops_positions() {
+    run(async {
+        let broker = start_broker().await;
+        let cluster = cluster(&broker).await;
+        Admin::new(cluster.clone())
+            .create_topic("lost", 1, &BTreeMap::new())
+            .await
+            .expect("create");
+        let producer = Producer::new(cluster.clone(), ProducerConfig::default())
+            .await
+            .expect("producer");
+        for n in 0..10 {
+            let delivery = producer
+                .send("lost", Some(0), record(None, &n.to_string()))
+                .await
+                .expect("queued");
+            delivery.wait().await.expect("delivered");
+        }
+        producer.close().await;
+
+        let config = ConsumerConfig {
+            group_id: Some("losers".to_string()),
+            offset_reset: OffsetReset::Earliest,
+            auto_commit: false,
+            assignors: vec!["cooperative-sticky".to_string()],
+            ..ConsumerConfig::default()
+        };
+        let mut member = Consumer::new(cluster.clone(), config);
+        member.subscribe(&["lost".to_string()]).expect("subscribe");
+        let (mut member, values) = poll_until(member, |assigned| assigned.len() == 1).await;
+        let mut read = values.len();
+        for _ in 0..100 {
+            if read == 10 {
+                break;
+            }
+            read += member.poll(Duration::from_millis(50)).await.expect("poll").len();
+        }
+        assert_eq!(read, 10);
+        member.commit().await.expect("commit");
+        // The member's position now lies behind the group's commit, as a position does
+        // when others committed the partition after the membership ended.
+        member.seek("lost", 0, 3);
+
+        // The coordinator forgets the member, as a restarted coordinator does.
+        let old = member.membership().expect("joined").0.to_string();
+        let leave = kafka_protocol::messages::LeaveGroupRequest::default()
+            .with_group_id(kafka_protocol::messages::GroupId("losers".into()))
+            .with_members(vec![
+                kafka_protocol::messages::leave_group_request::MemberIdentity::default()
+                    .with_member_id(old.clone().into()),
+            ]);
+        let coordinator = cluster.coordinator("losers").await.expect("coordinator");
+        let (left, _) = cluster.send_to(&coordinator, leave, 3, 4).await.expect("leave");
+        assert_eq!(left.error_code, 0);
+
+        // A rejected commit tells the member that its membership ended, so that its next
+        // poll joins again before it fetches.
+        let rejected = member.commit().await.expect_err("the coordinator forgot the member");
+        assert_eq!(
+            rejected.kafka_error(),
+            Some(kafka_protocol::error::ResponseError::UnknownMemberId),
+            "{rejected}"
+        );
+        let mut reread = Vec::new();
+        for _ in 0..100 {
+            if member.membership().is_some_and(|(id, _)| id != old) {
+                break;
+            }
+            if let Ok(messages) = member.poll(Duration::from_millis(50)).await {
+                reread.extend(messages.into_iter().map(|message| message.record.offset));
+            }
+        }
+        assert!(
+            member.membership().is_some_and(|(id, _)| id != old),
+            "the member never joined again"
+        );
+        assert_eq!(
+            reread,
+            Vec::<i64>::new(),
+            "a new membership starts from the committed offset, not the old position"
+        );
+        assert_eq!(member.position("lost", 0), Some(10));
+    });
+}
+
+#[test]
 fn unreachable_broker_is_reported() {
     run(async {
         let config = ClientConfig {

@@ -16,7 +16,7 @@ use franz_core::group::{GroupConfig, GroupCoordinator, JoinResult, Reply, SyncRe
 use franz_core::Disk;
 use kafka_protocol::error::ResponseError;
 use tokio::sync::oneshot;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::broker::{partition::scan_batches, Broker, Topic, TopicError, OFFSETS_TOPIC};
 use crate::shutdown::Shutdown;
@@ -217,6 +217,11 @@ impl<D: Disk> GroupService<D> {
             warn!(group, %error, "writing to {OFFSETS_TOPIC} failed");
             return Err(ResponseError::CoordinatorNotAvailable);
         }
+        let written: Vec<(&str, i32, Option<i64>)> = changes
+            .iter()
+            .map(|(topic, partition, offset)| (topic.as_str(), *partition, offset.as_ref().map(|offset| offset.offset)))
+            .collect();
+        debug!(group, offsets = ?written, "committed offsets written");
         let mut state = self.lock();
         for (topic, partition, offset) in changes {
             match offset {

@@ -7,8 +7,12 @@
 //! - Every acknowledged offset is below its partition's high watermark, when every append
 //!   is synced: an acknowledged record is one a consumer can read.
 //! - A poll returns no record at or past the partition's high watermark.
+//! - A group member that takes over a partition resumes at or above every commit
+//!   acknowledged before its poll (a lost commit otherwise), or at the offset of a failed
+//!   commit, which may arrive late. It resumes at or below the highest commit tried so far,
+//!   or 0 when none was (the group skipped records otherwise).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,8 +35,29 @@ pub struct Invariants {
     synced_acks: bool,
     /// Highest high watermark seen per partition.
     high_watermarks: Arc<Mutex<BTreeMap<i32, i64>>>,
+    /// The consumer group's commits.
+    commits: Arc<Mutex<GroupCommits>>,
     /// Every violation found, in order.
     violations: Arc<Mutex<Vec<String>>>,
+}
+
+/// The consumer group's commits so far, by partition.
+#[derive(Default)]
+struct GroupCommits {
+    /// Highest offset that a member tried to commit, whatever the outcome.
+    attempted: BTreeMap<i32, i64>,
+    /// Highest offset whose commit was acknowledged.
+    acknowledged: BTreeMap<i32, i64>,
+    /// Offsets of commits that were not acknowledged. Such a commit may still take
+    /// effect, even after newer ones: its request may arrive late.
+    unknown: BTreeMap<i32, BTreeSet<i64>>,
+}
+
+fn raise(highest: &mut BTreeMap<i32, i64>, offsets: &BTreeMap<i32, i64>) {
+    for (partition, offset) in offsets {
+        let entry = highest.entry(*partition).or_insert(*offset);
+        *entry = (*entry).max(*offset);
+    }
 }
 
 impl Invariants {
@@ -42,6 +67,7 @@ impl Invariants {
             trace,
             synced_acks,
             high_watermarks: Arc::default(),
+            commits: Arc::default(),
             violations: Arc::default(),
         }
     }
@@ -138,6 +164,64 @@ impl Invariants {
                     record.offset, record.key
                 ));
             }
+        }
+    }
+
+    /// Notes that a group member is about to commit `offsets` (partition to next offset).
+    pub fn commit_started(&self, offsets: &BTreeMap<i32, i64>) {
+        raise(&mut self.commits.lock().expect("commits").attempted, offsets);
+    }
+
+    /// Notes that the commit of `offsets` was acknowledged.
+    pub fn commit_acknowledged(&self, offsets: &BTreeMap<i32, i64>) {
+        raise(&mut self.commits.lock().expect("commits").acknowledged, offsets);
+    }
+
+    /// Notes that the commit of `offsets` failed, so its outcome is unknown.
+    pub fn commit_unknown(&self, offsets: &BTreeMap<i32, i64>) {
+        let mut commits = self.commits.lock().expect("commits");
+        for (partition, offset) in offsets {
+            commits.unknown.entry(*partition).or_default().insert(*offset);
+        }
+    }
+
+    /// Returns the highest acknowledged commit of each partition so far.
+    pub fn acknowledged_commits(&self) -> BTreeMap<i32, i64> {
+        self.commits.lock().expect("commits").acknowledged.clone()
+    }
+
+    /// Checks where `process`, a group member with a new assignment, resumed `partition`.
+    /// `floor` is the highest commit acknowledged before the poll that resolved the
+    /// position. `own_position` is where the member was before the rebalance, when it
+    /// owned the partition already, because the cooperative assignor lets it keep that.
+    pub fn check_resume(
+        &self,
+        process: u64,
+        partition: i32,
+        resumed: i64,
+        floor: Option<i64>,
+        own_position: Option<i64>,
+    ) {
+        let (tried, late) = {
+            let commits = self.commits.lock().expect("commits");
+            let late = commits
+                .unknown
+                .get(&partition)
+                .is_some_and(|offsets| offsets.contains(&resumed));
+            (commits.attempted.get(&partition).copied(), late)
+        };
+        // A commit with an unknown outcome may arrive after newer ones and overwrite
+        // them, as in Kafka; resuming at its offset is no lost commit.
+        if let Some(floor) = floor.filter(|floor| resumed < *floor && !late) {
+            self.violation(format!(
+                "p{process} resumed partition {partition} at offset {resumed}, below the commit of offset {floor} acknowledged before it"
+            ));
+        }
+        let ceiling = tried.unwrap_or(0).max(own_position.unwrap_or(0));
+        if resumed > ceiling {
+            self.violation(format!(
+                "p{process} resumed partition {partition} at offset {resumed}, past {ceiling}, the highest offset committed or held before: the group skipped records"
+            ));
         }
     }
 }

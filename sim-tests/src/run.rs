@@ -2,7 +2,8 @@
 //!
 //! 1. Draw the configuration from the seed and build madsim's runtime with it.
 //! 2. Start a broker node and create the workload's topic.
-//! 3. Run producers, consumers, the nemesis and the invariant checks for the workload time.
+//! 3. Run producers, consumers, group consumers, the nemesis and the invariant checks for
+//!    the workload time.
 //! 4. Heal every fault, write once more to every partition, and read everything back.
 //! 5. Check the history; the run passes when the checker and the invariants found nothing.
 
@@ -160,6 +161,8 @@ async fn simulate(config: Arc<SimConfig>, trace: Trace) -> (Report, Vec<String>,
     server_config
         .topic_defaults
         .insert("segment.index.bytes".to_string(), "4096".to_string());
+    server_config.group_min_session_timeout_ms = crate::swarm::MIN_SESSION_TIMEOUT_MS as i32;
+    server_config.group_initial_rebalance_delay_ms = config.initial_rebalance_delay.as_millis() as i64;
     let broker = Arc::new(BrokerNode::start(&handle, 1, server_config, disk, trace.clone()));
     let invariants = Invariants::new(broker.broker.clone(), trace.clone(), config.flush_every_append);
     let workload = Workload::new(
@@ -201,6 +204,17 @@ async fn simulate(config: Arc<SimConfig>, trace: Trace) -> (Report, Vec<String>,
         let name = format!("consumer-{slot}");
         let stream = rng::stream(config.seed, &name);
         clients.push(node.spawn(workload.clone().run_consumer(name.clone(), stream)));
+        client_nodes.push((node.id(), name));
+    }
+    for slot in 0..config.group_consumers {
+        let name = format!("group-consumer-{slot}");
+        let node = handle
+            .create_node()
+            .name(name.clone())
+            .ip([10, 0, 5, slot as u8 + 1].into())
+            .build();
+        let stream = rng::stream(config.seed, &name);
+        clients.push(node.spawn(workload.clone().run_group_consumer(name.clone(), stream)));
         client_nodes.push((node.id(), name));
     }
 

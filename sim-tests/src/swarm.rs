@@ -7,9 +7,14 @@ use std::fmt;
 use std::ops::Range;
 use std::time::Duration;
 
+use franz_net::client::assignment::{COOPERATIVE_STICKY, RANGE};
 use rand::Rng;
 
 use crate::rng;
+
+/// `group.min.session.timeout.ms` of the simulated broker: below Kafka's 6 s default, so
+/// that members that are cut off leave the group within a short workload.
+pub const MIN_SESSION_TIMEOUT_MS: u64 = 1_000;
 
 /// The fault kinds a run may inject. Only faults that the drawn broker settings promise to
 /// survive are turned on: a crash loses unsynced writes, so every kind that ends in a
@@ -59,8 +64,17 @@ pub struct SimConfig {
     pub partitions: i32,
     /// Producer processes, each on its own client node.
     pub producers: usize,
-    /// Consumer processes, each on its own client node.
+    /// Consumer processes that read assigned partitions, each on its own client node.
     pub consumers: usize,
+    /// Consumers in one consumer group, each on its own client node. They subscribe to the
+    /// topic and commit after every poll that read something.
+    pub group_consumers: usize,
+    /// The group's assignor: `range` or `cooperative-sticky`.
+    pub assignor: &'static str,
+    /// The group members' session timeout; heartbeats go every third of it.
+    pub session_timeout: Duration,
+    /// `group.initial.rebalance.delay.ms` of the broker.
+    pub initial_rebalance_delay: Duration,
     /// Sends in one producer operation; they are sent together and awaited together.
     pub max_sends_per_operation: usize,
     /// Maximum pause between two operations of a client.
@@ -117,7 +131,7 @@ impl SimConfig {
 
         let latency_floor = rng.random_range(0..=2_000u64);
         let latency_ceiling = latency_floor + rng.random_range(1..=20_000u64);
-        SimConfig {
+        let mut config = SimConfig {
             seed,
             partitions: rng.random_range(1..=4),
             producers: rng.random_range(1..=4),
@@ -136,7 +150,26 @@ impl SimConfig {
             faults,
             mean_fault_interval: millis(&mut rng, 100..=2_000),
             max_fault_duration: millis(&mut rng, 50..=3_000),
-        }
+            group_consumers: 0,
+            assignor: RANGE,
+            session_timeout: Duration::ZERO,
+            initial_rebalance_delay: Duration::ZERO,
+        };
+        // Drawn last, so that the draws above give what they gave before groups came in.
+        // A third of the runs have no group.
+        config.group_consumers = if rng.random_bool(1.0 / 3.0) {
+            0
+        } else {
+            rng.random_range(1..=3)
+        };
+        config.assignor = if rng.random_bool(0.5) {
+            RANGE
+        } else {
+            COOPERATIVE_STICKY
+        };
+        config.session_timeout = millis(&mut rng, MIN_SESSION_TIMEOUT_MS..=6_000);
+        config.initial_rebalance_delay = millis(&mut rng, 0..=1_000);
+        config
     }
 }
 
@@ -178,6 +211,13 @@ impl fmt::Display for SimConfig {
             self.max_sends_per_operation,
             self.workload_time
         )?;
+        if self.group_consumers > 0 {
+            writeln!(
+                f,
+                "group: {} consumers, {} assignor, session timeout {:?}, initial rebalance delay {:?}",
+                self.group_consumers, self.assignor, self.session_timeout, self.initial_rebalance_delay
+            )?;
+        }
         writeln!(
             f,
             "clients: linger {:?}, batch size {}, request timeout {:?}, poll timeout {:?}, think time up to {:?}",

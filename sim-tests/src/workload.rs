@@ -4,9 +4,12 @@
 //! A producer operation sends a few unique values to random partitions and waits for all
 //! of them. A consumer operation is one poll. A producer whose operation ended with an
 //! unknown outcome continues as a new process with a new producer id, because its sequence
-//! numbers may no longer match the broker's. After the faults are healed, a fresh producer
-//! writes one value to every partition (the run must converge) and a fresh consumer reads
-//! every partition from the start to its end.
+//! numbers may no longer match the broker's. Group consumers subscribe to the topic in one
+//! consumer group and commit after every poll that read something. A member that gets a
+//! new assignment continues as a new process, because its positions now come from the
+//! group's commits. After the faults are healed, a fresh producer writes one value to every
+//! partition (the run must converge) and a fresh consumer reads every partition from the
+//! start to its end.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -16,10 +19,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use franz_checker::{Action, EventKind, Process, Record, Value};
 use franz_net::client::admin::Admin;
-use franz_net::client::consumer::{Consumer, ConsumerConfig, OffsetReset};
+use franz_net::client::consumer::{Consumer, ConsumerConfig, Message, OffsetReset};
 use franz_net::client::producer::{Producer, ProducerConfig};
 use franz_net::client::records::ProducerRecord;
 use franz_net::client::{ClientConfig, Cluster};
+use kafka_protocol::error::ResponseError;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
@@ -29,6 +33,8 @@ use crate::trace::Trace;
 
 /// The workload's topic.
 pub const TOPIC: &str = "events";
+/// The consumer group of the group consumers.
+pub const GROUP: &str = "sim-group";
 /// Pause before a client tries again after it could not connect.
 const RECONNECT_BACKOFF: Duration = Duration::from_millis(50);
 
@@ -164,6 +170,180 @@ impl Workload {
         }
     }
 
+    fn group_consumer_config(&self) -> ConsumerConfig {
+        ConsumerConfig {
+            group_id: Some(GROUP.to_string()),
+            offset_reset: OffsetReset::Earliest,
+            auto_commit: false,
+            session_timeout: self.config.session_timeout,
+            // Members rejoin at their next poll, well within a session timeout. The group
+            // should not wait longer for a member that the nemesis cut off.
+            rebalance_timeout: self.config.session_timeout,
+            heartbeat_interval: self.config.session_timeout / 3,
+            assignors: vec![self.config.assignor.to_string()],
+            ..ConsumerConfig::default()
+        }
+    }
+
+    /// Runs the group member called `name` until the workload stops: polls what the group
+    /// assigns it and commits after every poll that read something.
+    pub async fn run_group_consumer(self, name: String, mut rng: ChaCha8Rng) {
+        while !self.stopped() {
+            let Some(cluster) = self.connect().await else {
+                return;
+            };
+            let mut consumer = Consumer::new(cluster, self.group_consumer_config());
+            consumer
+                .subscribe(&[TOPIC.to_string()])
+                .expect("the group consumer's config names a group");
+            let mut member = Member {
+                name: name.clone(),
+                process: self.trace.new_process(&name),
+                resuming: BTreeMap::new(),
+            };
+            let mut failures = 0;
+            while !self.stopped() && failures < 3 {
+                match self.group_poll(&mut member, &mut consumer).await {
+                    Ok(()) => failures = 0,
+                    Err(()) => failures += 1,
+                }
+                think(&mut rng, self.config.max_think_time).await;
+            }
+            if let Err(error) = consumer.close().await {
+                self.trace
+                    .note(format!("p{} leaving the group failed: {error}", member.process));
+            }
+        }
+    }
+
+    /// Polls once as an operation of a group member, checks where the member resumed the
+    /// partitions of a new assignment, and commits what it read.
+    async fn group_poll(&self, member: &mut Member, consumer: &mut Consumer) -> Result<(), ()> {
+        let trace = &self.trace;
+        let membership = consumer
+            .membership()
+            .map(|(member_id, generation)| (member_id.to_string(), generation));
+        // Every commit acknowledged before this poll must be visible to a join inside it.
+        let floor = self.invariants.acknowledged_commits();
+        let before = known_positions(consumer);
+        trace.record(
+            member.process,
+            EventKind::Invoke,
+            vec![Action::Poll { records: Vec::new() }],
+        );
+        let polled = consumer.poll(self.config.poll_timeout).await;
+        let records = match &polled {
+            Ok(messages) => to_records(messages),
+            Err(_) => Vec::new(),
+        };
+        self.invariants.after_poll(&records).await;
+        let rejoined = consumer.membership()
+            != membership
+                .as_ref()
+                .map(|(member_id, generation)| (member_id.as_str(), *generation));
+        if rejoined {
+            // What a poll reads after a rebalance starts from the group's commits, which
+            // may lie behind what this process read. Its records stay out of the history,
+            // and the member continues as a new process.
+            let kind = if polled.is_ok() {
+                EventKind::Info
+            } else {
+                EventKind::Fail
+            };
+            trace.record(member.process, kind, vec![Action::Poll { records: Vec::new() }]);
+            let (member_id, generation) = consumer.membership().unwrap_or_default();
+            trace.note(format!(
+                "p{} joined the group as {member_id} in generation {generation} with partitions {:?}",
+                member.process,
+                partitions(consumer)
+            ));
+            member.process = trace.new_process(&member.name);
+            member.resuming = partitions(consumer)
+                .into_iter()
+                .map(|partition| (partition, before.get(&partition).copied()))
+                .collect();
+        } else {
+            let kind = if polled.is_ok() { EventKind::Ok } else { EventKind::Fail };
+            trace.record(
+                member.process,
+                kind,
+                vec![Action::Poll {
+                    records: records.clone(),
+                }],
+            );
+        }
+        self.check_resumed(member, consumer, &records, &floor);
+        match polled {
+            Ok(messages) => {
+                if !messages.is_empty() {
+                    self.commit(member.process, consumer).await;
+                }
+                Ok(())
+            }
+            Err(error) => {
+                trace.note(format!("p{} poll failed: {error}", member.process));
+                Err(())
+            }
+        }
+    }
+
+    /// Checks each partition of the member's new assignment once its position is known:
+    /// the first offset it read there, or its position when it read nothing yet.
+    fn check_resumed(&self, member: &mut Member, consumer: &Consumer, records: &[Record], floor: &BTreeMap<i32, i64>) {
+        let mut checked = Vec::new();
+        for (partition, own_position) in &member.resuming {
+            let Some(position) = consumer.position(TOPIC, *partition) else {
+                continue;
+            };
+            let resumed = records
+                .iter()
+                .filter(|record| record.key == *partition)
+                .map(|record| record.offset)
+                .min()
+                .unwrap_or(position);
+            self.invariants.check_resume(
+                member.process,
+                *partition,
+                resumed,
+                floor.get(partition).copied(),
+                *own_position,
+            );
+            checked.push(*partition);
+        }
+        for partition in checked {
+            member.resuming.remove(&partition);
+        }
+    }
+
+    /// Commits the member's positions and notes the outcome.
+    async fn commit(&self, process: Process, consumer: &mut Consumer) {
+        let offsets = known_positions(consumer);
+        let listed: Vec<String> = offsets
+            .iter()
+            .map(|(partition, offset)| format!("{partition}@{offset}"))
+            .collect();
+        self.invariants.commit_started(&offsets);
+        match consumer.commit().await {
+            Ok(()) => {
+                self.invariants.commit_acknowledged(&offsets);
+                self.trace.note(format!("p{process} committed {}", listed.join(" ")));
+            }
+            Err(error) => {
+                // The coordinator checks membership before it writes, so its rejections
+                // stored nothing. A commit that timed out may still arrive, though, and
+                // one whose write failed may survive a crash.
+                let rejected = error.kafka_error().is_some_and(|code| {
+                    code != ResponseError::CoordinatorNotAvailable && code != ResponseError::NotCoordinator
+                });
+                if !rejected {
+                    self.invariants.commit_unknown(&offsets);
+                }
+                self.trace
+                    .note(format!("p{process} commit of {} failed: {error}", listed.join(" ")));
+            }
+        }
+    }
+
     /// Writes one value to every partition with a fresh producer, retrying until each is
     /// acknowledged: after healing, the broker must accept writes again.
     pub async fn write_after_healing(&self) {
@@ -240,14 +420,7 @@ impl Workload {
         trace.record(process, EventKind::Invoke, vec![Action::Poll { records: Vec::new() }]);
         match consumer.poll(timeout).await {
             Ok(messages) => {
-                let records: Vec<Record> = messages
-                    .iter()
-                    .map(|message| Record {
-                        key: message.partition,
-                        offset: message.record.offset,
-                        value: decode_value(message.record.value.as_ref()),
-                    })
-                    .collect();
+                let records = to_records(&messages);
                 self.invariants.after_poll(&records).await;
                 trace.record(process, EventKind::Ok, vec![Action::Poll { records }]);
                 Ok(())
@@ -259,6 +432,44 @@ impl Workload {
             }
         }
     }
+}
+
+/// A group consumer's state between polls.
+struct Member {
+    name: String,
+    process: Process,
+    /// Partitions of a new assignment whose resume point is not checked yet, with the
+    /// member's own position from before the rebalance when it owned them already.
+    resuming: BTreeMap<i32, Option<i64>>,
+}
+
+/// Returns the workload topic's partitions assigned to `consumer`.
+fn partitions(consumer: &Consumer) -> Vec<i32> {
+    consumer
+        .assignment()
+        .into_iter()
+        .filter(|(topic, _)| topic == TOPIC)
+        .map(|(_, partition)| partition)
+        .collect()
+}
+
+/// Returns the positions of `consumer` that are known, by partition.
+fn known_positions(consumer: &Consumer) -> BTreeMap<i32, i64> {
+    partitions(consumer)
+        .into_iter()
+        .filter_map(|partition| consumer.position(TOPIC, partition).map(|offset| (partition, offset)))
+        .collect()
+}
+
+fn to_records(messages: &[Message]) -> Vec<Record> {
+    messages
+        .iter()
+        .map(|message| Record {
+            key: message.partition,
+            offset: message.record.offset,
+            value: decode_value(message.record.value.as_ref()),
+        })
+        .collect()
 }
 
 fn new_consumer(cluster: Arc<Cluster>, partitions: i32) -> Consumer {

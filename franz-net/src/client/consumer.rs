@@ -99,6 +99,8 @@ pub struct Consumer {
     /// Positions as last committed, to skip commits that change nothing.
     committed: BTreeMap<(String, i32), i64>,
     membership: Arc<Mutex<Membership>>,
+    /// Member id and generation of the last completed join, for [`Consumer::membership`].
+    joined: Option<(String, i32)>,
     rejoin_needed: Arc<AtomicBool>,
     heartbeat: Option<tokio::task::JoinHandle<()>>,
     last_commit: Option<tokio::time::Instant>,
@@ -127,6 +129,7 @@ impl Consumer {
             positions: BTreeMap::new(),
             committed: BTreeMap::new(),
             membership: Arc::new(Mutex::new(Membership::default())),
+            joined: None,
             rejoin_needed: Arc::new(AtomicBool::new(false)),
             heartbeat: None,
             last_commit: None,
@@ -156,6 +159,16 @@ impl Consumer {
     /// Returns the assigned partitions.
     pub fn assignment(&self) -> Vec<(String, i32)> {
         self.positions.keys().cloned().collect()
+    }
+
+    /// Returns the member id and generation of this member's last join, or `None` before
+    /// its first. A change means a new assignment, whose positions may start again from
+    /// the committed offsets. Both change at a rejoin: a coordinator that restarted has
+    /// forgotten its members, so their next join gets a new member id.
+    pub fn membership(&self) -> Option<(&str, i32)> {
+        self.joined
+            .as_ref()
+            .map(|(member_id, generation)| (member_id.as_str(), *generation))
     }
 
     /// Returns the next offset to read from a partition, once it is known.
@@ -499,19 +512,33 @@ impl Consumer {
         Ok(offsets.get(&partition).copied().unwrap_or(0))
     }
 
-    /// Joins the group and takes the assignment the leader computed.
+    /// Joins the group and takes the assignment the leader computed. When the join fails,
+    /// the next poll tries again: the old membership's heartbeats have stopped already.
     async fn join_group(&mut self) -> Result<()> {
+        let joined = self.try_join_group().await;
+        if joined.is_err() {
+            self.rejoin_needed.store(true, Ordering::SeqCst);
+        }
+        joined
+    }
+
+    async fn try_join_group(&mut self) -> Result<()> {
         let group = self.config.group_id.clone().expect("joining needs a group id");
         if let Some(heartbeat) = self.heartbeat.take() {
             heartbeat.abort();
         }
         self.rejoin_needed.store(false, Ordering::SeqCst);
         let coordinator = self.cluster.coordinator(&group).await?;
+        let mut member_id = self.membership.lock().await.member_id.clone();
+        if member_id.is_empty() {
+            // The coordinator forgot this member, so the group may have handed its
+            // partitions on already: they are lost, not owned.
+            self.drop_lost_partitions();
+        }
         let metadata = assignment::encode_subscription(&Subscription {
             topics: self.subscription.clone(),
             owned: self.positions.keys().cloned().collect(),
         });
-        let mut member_id = self.membership.lock().await.member_id.clone();
         for assignor in &self.config.assignors {
             if assignor != RANGE && assignor != COOPERATIVE_STICKY {
                 return Err(ClientError::InvalidArgument(format!(
@@ -614,6 +641,11 @@ impl Consumer {
             message,
         })?;
 
+        if self.joined.as_ref().is_some_and(|(previous, _)| *previous != member_id) {
+            // A new member id: the old membership ended while this member held its
+            // partitions, and others may have read and committed them since.
+            self.drop_lost_partitions();
+        }
         let assigned: std::collections::BTreeSet<(String, i32)> = assigned
             .into_iter()
             .flat_map(|(topic, partitions)| partitions.into_iter().map(move |partition| (topic.clone(), partition)))
@@ -650,6 +682,7 @@ impl Consumer {
             revoked = revoked.len(),
             "joined group"
         );
+        self.joined = Some((member_id.clone(), generation));
         {
             let mut membership = self.membership.lock().await;
             membership.member_id = member_id;
@@ -664,6 +697,20 @@ impl Consumer {
             self.config.heartbeat_interval,
         )));
         Ok(())
+    }
+
+    /// Forgets the positions of every partition of a membership that ended, as Kafka's
+    /// consumer does for lost partitions: the next owner of each resumes from the group's
+    /// committed offset, not from this member's position, which may lie behind it.
+    fn drop_lost_partitions(&mut self) {
+        if !self.positions.is_empty() {
+            info!(
+                partitions = self.positions.len(),
+                "membership lost; dropping the positions of its partitions"
+            );
+        }
+        self.positions.clear();
+        self.committed.clear();
     }
 
     /// Sends a request that the coordinator may hold for up to the rebalance timeout, on
