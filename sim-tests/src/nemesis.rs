@@ -36,6 +36,7 @@ pub enum Fault {
     DiskFull,
     BitFlips,
     ClockJump,
+    ClientCrash,
 }
 
 impl Fault {
@@ -51,6 +52,7 @@ impl Fault {
             Fault::DiskFull => "disk full",
             Fault::BitFlips => "bit flips",
             Fault::ClockJump => "clock jumps",
+            Fault::ClientCrash => "client crash",
         }
     }
 }
@@ -60,7 +62,8 @@ pub struct Nemesis {
     config: std::sync::Arc<SimConfig>,
     handle: Handle,
     broker: std::sync::Arc<BrokerNode>,
-    /// Client nodes and their names, whose links to the broker a partition may cut.
+    /// Client nodes and their names, whose links to the broker a partition may cut and
+    /// which a client crash kills.
     clients: Vec<(NodeId, String)>,
     trace: Trace,
     /// Disk fault rates outside of any fault: the run's I/O delay and nothing else.
@@ -103,6 +106,7 @@ impl Nemesis {
             (faults.disk_full, Fault::DiskFull),
             (faults.bit_flips, Fault::BitFlips),
             (faults.clock_jumps, Fault::ClockJump),
+            (faults.client_crash && !self.clients.is_empty(), Fault::ClientCrash),
         ];
         for (on, fault) in kinds {
             if on {
@@ -200,6 +204,14 @@ impl Nemesis {
                 let jump = self.rng.random_range(-MAX_CLOCK_JUMP_MS..=MAX_CLOCK_JUMP_MS);
                 self.trace.note(format!("nemesis: broker clock jumps by {jump} ms"));
                 self.broker.clock.jump(jump);
+            }
+            Fault::ClientCrash => {
+                let (client, name) = self.clients.choose(&mut self.rng).cloned().expect("clients exist");
+                self.trace.note(format!("nemesis: crash {name}"));
+                self.handle.kill(client);
+                madsim::time::sleep(length).await;
+                self.trace.note(format!("nemesis: restart {name}"));
+                self.handle.restart(client);
             }
         }
     }

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -182,42 +183,20 @@ async fn simulate(config: Arc<SimConfig>, trace: Trace) -> (Report, Vec<String>,
     trace.note("topic created");
 
     let checker = tokio::spawn(invariants.clone().run());
-    let mut clients = Vec::new();
     let mut client_nodes = Vec::new();
-    for slot in 0..config.producers {
-        let node = handle
-            .create_node()
-            .name(format!("producer-{slot}"))
-            .ip([10, 0, 2, slot as u8 + 1].into())
-            .build();
-        let name = format!("producer-{slot}");
-        let stream = rng::stream(config.seed, &name);
-        clients.push(node.spawn(workload.clone().run_producer(name.clone(), stream)));
-        client_nodes.push((node.id(), name));
-    }
-    for slot in 0..config.consumers {
-        let node = handle
-            .create_node()
-            .name(format!("consumer-{slot}"))
-            .ip([10, 0, 3, slot as u8 + 1].into())
-            .build();
-        let name = format!("consumer-{slot}");
-        let stream = rng::stream(config.seed, &name);
-        clients.push(node.spawn(workload.clone().run_consumer(name.clone(), stream)));
-        client_nodes.push((node.id(), name));
-    }
-    for slot in 0..config.group_consumers {
-        let name = format!("group-consumer-{slot}");
-        let node = handle
-            .create_node()
-            .name(name.clone())
-            .ip([10, 0, 5, slot as u8 + 1].into())
-            .build();
-        let stream = rng::stream(config.seed, &name);
-        clients.push(node.spawn(workload.clone().run_group_consumer(name.clone(), stream)));
-        client_nodes.push((node.id(), name));
+    let kinds = [
+        (ClientKind::Producer, config.producers),
+        (ClientKind::Consumer, config.consumers),
+        (ClientKind::GroupConsumer, config.group_consumers),
+    ];
+    for (kind, count) in kinds {
+        for slot in 0..count {
+            let node = start_client(&handle, &workload, kind, slot);
+            client_nodes.push((node.id(), kind.name(slot)));
+        }
     }
 
+    let client_count = client_nodes.len();
     let mut nemesis = Nemesis::new(
         rng::stream(config.seed, "nemesis"),
         config.clone(),
@@ -229,8 +208,8 @@ async fn simulate(config: Arc<SimConfig>, trace: Trace) -> (Report, Vec<String>,
     workload.stop();
     nemesis.heal().await;
     trace.note("workload stopped; every fault healed");
-    for client in clients {
-        client.await.expect("a client task");
+    while workload.finished_clients() < client_count {
+        madsim::time::sleep(Duration::from_millis(10)).await;
     }
 
     let final_node = handle.create_node().name("final").ip([10, 0, 4, 1].into()).build();
@@ -253,6 +232,69 @@ async fn simulate(config: Arc<SimConfig>, trace: Trace) -> (Report, Vec<String>,
         invariants.violations(),
         crate::clock::now().duration_since(start),
     )
+}
+
+/// The kinds of client node, each running one loop of [`Workload`].
+#[derive(Clone, Copy)]
+enum ClientKind {
+    Producer,
+    Consumer,
+    GroupConsumer,
+}
+
+impl ClientKind {
+    /// Returns the name of the client in `slot`, which names its node and its random stream.
+    fn name(self, slot: usize) -> String {
+        match self {
+            ClientKind::Producer => format!("producer-{slot}"),
+            ClientKind::Consumer => format!("consumer-{slot}"),
+            ClientKind::GroupConsumer => format!("group-consumer-{slot}"),
+        }
+    }
+
+    fn ip(self, slot: usize) -> std::net::IpAddr {
+        let subnet = match self {
+            ClientKind::Producer => 2,
+            ClientKind::Consumer => 3,
+            ClientKind::GroupConsumer => 5,
+        };
+        [10, 0, subnet, slot as u8 + 1].into()
+    }
+}
+
+/// Creates the node of one client and starts its loop. A restart after a client crash
+/// runs the loop again, as a new process with a random stream of its own.
+fn start_client(handle: &Handle, workload: &Workload, kind: ClientKind, slot: usize) -> madsim::runtime::NodeHandle {
+    let name = kind.name(slot);
+    let workload = workload.clone();
+    let starts = Arc::new(AtomicU64::new(0));
+    let node_name = name.clone();
+    handle
+        .create_node()
+        .name(node_name)
+        .ip(kind.ip(slot))
+        .init(move || {
+            let workload = workload.clone();
+            let name = name.clone();
+            let restarts = starts.fetch_add(1, Ordering::SeqCst);
+            // The first start draws from the stream named after the client alone, and each
+            // restart from a stream of its own.
+            let stream_name = if restarts == 0 {
+                name.clone()
+            } else {
+                format!("{name} restart {restarts}")
+            };
+            let stream = rng::stream(workload.config.seed, &stream_name);
+            async move {
+                match kind {
+                    ClientKind::Producer => workload.clone().run_producer(name.clone(), stream).await,
+                    ClientKind::Consumer => workload.clone().run_consumer(name.clone(), stream).await,
+                    ClientKind::GroupConsumer => workload.clone().run_group_consumer(name.clone(), stream).await,
+                }
+                workload.client_finished(&name);
+            }
+        })
+        .build()
 }
 
 #[cfg(test)]

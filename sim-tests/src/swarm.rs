@@ -42,6 +42,9 @@ pub struct FaultMix {
     pub bit_flips: bool,
     /// Move the broker's wall clock forwards or backwards by up to ten minutes.
     pub clock_jumps: bool,
+    /// Kill a client node and restart it: its operation in flight never completes, and
+    /// it starts again as a new process.
+    pub client_crash: bool,
 }
 
 impl FaultMix {
@@ -122,9 +125,12 @@ impl SimConfig {
             disk_full: rng.random_bool(0.2),
             bit_flips: rng.random_bool(0.2),
             clock_jumps: rng.random_bool(0.3),
+            // Drawn at the end of this function, after the group settings.
+            client_crash: false,
         };
         // One run in ten has no faults at all, as a baseline.
-        if rng.random_bool(0.1) {
+        let baseline = rng.random_bool(0.1);
+        if baseline {
             faults = FaultMix::default();
         }
         let flush_every_append = faults.restarts() || rng.random_bool(0.5);
@@ -155,8 +161,8 @@ impl SimConfig {
             session_timeout: Duration::ZERO,
             initial_rebalance_delay: Duration::ZERO,
         };
-        // Drawn last, so that the draws above give what they gave before groups came in.
-        // A third of the runs have no group.
+        // Drawn after everything above, so that these draws leave the earlier ones
+        // unchanged. A third of the runs have no group.
         config.group_consumers = if rng.random_bool(1.0 / 3.0) {
             0
         } else {
@@ -169,6 +175,7 @@ impl SimConfig {
         };
         config.session_timeout = millis(&mut rng, MIN_SESSION_TIMEOUT_MS..=6_000);
         config.initial_rebalance_delay = millis(&mut rng, 0..=1_000);
+        config.faults.client_crash = !baseline && rng.random_bool(0.3);
         config
     }
 }
@@ -189,6 +196,7 @@ impl fmt::Display for FaultMix {
             (self.disk_full, "disk full".to_string()),
             (self.bit_flips, "bit flips".to_string()),
             (self.clock_jumps, "clock jumps".to_string()),
+            (self.client_crash, "client crash".to_string()),
         ];
         let on: Vec<String> = kinds.into_iter().filter(|(on, _)| *on).map(|(_, name)| name).collect();
         if on.is_empty() {

@@ -11,9 +11,9 @@
 //! partition (the run must converge) and a fresh consumer reads every partition from the
 //! start to its end.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -48,6 +48,8 @@ pub struct Workload {
     invariants: Invariants,
     next_value: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
+    /// Clients whose loop returned after the stop.
+    finished: Arc<Mutex<BTreeSet<String>>>,
 }
 
 impl Workload {
@@ -59,12 +61,23 @@ impl Workload {
             invariants,
             next_value: Arc::new(AtomicU64::new(1)),
             stop: Arc::new(AtomicBool::new(false)),
+            finished: Arc::default(),
         }
     }
 
     /// Asks every client to finish its current operation and return.
     pub fn stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
+    }
+
+    /// Notes that the loop of the client called `name` returned.
+    pub fn client_finished(&self, name: &str) {
+        self.finished.lock().expect("finished clients").insert(name.to_string());
+    }
+
+    /// Returns how many clients have finished their loop.
+    pub fn finished_clients(&self) -> usize {
+        self.finished.lock().expect("finished clients").len()
     }
 
     fn stopped(&self) -> bool {
@@ -220,12 +233,11 @@ impl Workload {
     /// partitions of a new assignment, and commits what it read.
     async fn group_poll(&self, member: &mut Member, consumer: &mut Consumer) -> Result<(), ()> {
         let trace = &self.trace;
-        let membership = consumer
-            .membership()
-            .map(|(member_id, generation)| (member_id.to_string(), generation));
+        let membership = membership_of(consumer);
         // Every commit acknowledged before this poll must be visible to a join inside it.
         let floor = self.invariants.acknowledged_commits();
         let before = known_positions(consumer);
+
         trace.record(
             member.process,
             EventKind::Invoke,
@@ -237,11 +249,8 @@ impl Workload {
             Err(_) => Vec::new(),
         };
         self.invariants.after_poll(&records).await;
-        let rejoined = consumer.membership()
-            != membership
-                .as_ref()
-                .map(|(member_id, generation)| (member_id.as_str(), *generation));
-        if rejoined {
+
+        if membership_of(consumer) != membership {
             // What a poll reads after a rebalance starts from the group's commits, which
             // may lie behind what this process read. Its records stay out of the history,
             // and the member continues as a new process.
@@ -273,6 +282,7 @@ impl Workload {
             );
         }
         self.check_resumed(member, consumer, &records, &floor);
+
         match polled {
             Ok(messages) => {
                 if !messages.is_empty() {
@@ -451,6 +461,13 @@ fn partitions(consumer: &Consumer) -> Vec<i32> {
         .filter(|(topic, _)| topic == TOPIC)
         .map(|(_, partition)| partition)
         .collect()
+}
+
+/// Returns the member id and generation of the consumer's last join.
+fn membership_of(consumer: &Consumer) -> Option<(String, i32)> {
+    consumer
+        .membership()
+        .map(|(member_id, generation)| (member_id.to_string(), generation))
 }
 
 /// Returns the positions of `consumer` that are known, by partition.
