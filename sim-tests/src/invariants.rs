@@ -8,9 +8,10 @@
 //!   is synced: an acknowledged record is one a consumer can read.
 //! - A poll returns no record at or past the partition's high watermark.
 //! - A group member that takes over a partition resumes at or above every commit
-//!   acknowledged before its poll (a lost commit otherwise), or at the offset of a failed
-//!   commit, which may arrive late. It resumes at or below the highest commit tried so far,
-//!   or 0 when none was (the group skipped records otherwise).
+//!   acknowledged before its poll, or a commit was lost. The exception is a failed commit
+//!   of the same membership as the highest one, because it may have arrived late.
+//! - It resumes at or below the highest commit tried so far, or 0 when none was, or the
+//!   group skipped records.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -41,23 +42,28 @@ pub struct Invariants {
     violations: Arc<Mutex<Vec<String>>>,
 }
 
+/// The group membership a commit was sent in: member id and generation.
+pub type Membership = Option<(String, i32)>;
+
+/// An acknowledged commit of one partition.
+#[derive(Clone, Debug)]
+pub struct Commit {
+    pub offset: i64,
+    pub membership: Membership,
+}
+
 /// The consumer group's commits so far, by partition.
 #[derive(Default)]
 struct GroupCommits {
     /// Highest offset that a member tried to commit, whatever the outcome.
     attempted: BTreeMap<i32, i64>,
-    /// Highest offset whose commit was acknowledged.
-    acknowledged: BTreeMap<i32, i64>,
-    /// Offsets of commits that were not acknowledged. Such a commit may still take
-    /// effect, even after newer ones: its request may arrive late.
-    unknown: BTreeMap<i32, BTreeSet<i64>>,
-}
-
-fn raise(highest: &mut BTreeMap<i32, i64>, offsets: &BTreeMap<i32, i64>) {
-    for (partition, offset) in offsets {
-        let entry = highest.entry(*partition).or_insert(*offset);
-        *entry = (*entry).max(*offset);
-    }
+    /// The acknowledged commit with the highest offset, lowered when a late commit
+    /// overwrote it (see `unknown`).
+    acknowledged: BTreeMap<i32, Commit>,
+    /// Commits that were not acknowledged. Such a commit may still take effect after
+    /// newer ones of the same membership, because its request may arrive late. The
+    /// coordinator rejects it once the generation changed.
+    unknown: BTreeMap<i32, BTreeSet<(i64, Membership)>>,
 }
 
 impl Invariants {
@@ -169,24 +175,46 @@ impl Invariants {
 
     /// Notes that a group member is about to commit `offsets` (partition to next offset).
     pub fn commit_started(&self, offsets: &BTreeMap<i32, i64>) {
-        raise(&mut self.commits.lock().expect("commits").attempted, offsets);
-    }
-
-    /// Notes that the commit of `offsets` was acknowledged.
-    pub fn commit_acknowledged(&self, offsets: &BTreeMap<i32, i64>) {
-        raise(&mut self.commits.lock().expect("commits").acknowledged, offsets);
-    }
-
-    /// Notes that the commit of `offsets` failed, so its outcome is unknown.
-    pub fn commit_unknown(&self, offsets: &BTreeMap<i32, i64>) {
         let mut commits = self.commits.lock().expect("commits");
         for (partition, offset) in offsets {
-            commits.unknown.entry(*partition).or_default().insert(*offset);
+            let highest = commits.attempted.entry(*partition).or_insert(*offset);
+            *highest = (*highest).max(*offset);
+        }
+    }
+
+    /// Notes that the commit of `offsets`, sent in `membership`, was acknowledged.
+    pub fn commit_acknowledged(&self, offsets: &BTreeMap<i32, i64>, membership: &Membership) {
+        let mut commits = self.commits.lock().expect("commits");
+        for (partition, offset) in offsets {
+            let higher = commits
+                .acknowledged
+                .get(partition)
+                .is_none_or(|commit| commit.offset < *offset);
+            if higher {
+                let commit = Commit {
+                    offset: *offset,
+                    membership: membership.clone(),
+                };
+                commits.acknowledged.insert(*partition, commit);
+            }
+        }
+    }
+
+    /// Notes that the commit of `offsets`, sent in `membership`, failed, so its outcome
+    /// is unknown.
+    pub fn commit_unknown(&self, offsets: &BTreeMap<i32, i64>, membership: &Membership) {
+        let mut commits = self.commits.lock().expect("commits");
+        for (partition, offset) in offsets {
+            commits
+                .unknown
+                .entry(*partition)
+                .or_default()
+                .insert((*offset, membership.clone()));
         }
     }
 
     /// Returns the highest acknowledged commit of each partition so far.
-    pub fn acknowledged_commits(&self) -> BTreeMap<i32, i64> {
+    pub fn acknowledged_commits(&self) -> BTreeMap<i32, Commit> {
         self.commits.lock().expect("commits").acknowledged.clone()
     }
 
@@ -199,24 +227,31 @@ impl Invariants {
         process: u64,
         partition: i32,
         resumed: i64,
-        floor: Option<i64>,
+        floor: Option<&Commit>,
         own_position: Option<i64>,
     ) {
-        let (tried, late) = {
-            let commits = self.commits.lock().expect("commits");
+        let mut commits = self.commits.lock().expect("commits");
+        if let Some(floor) = floor.filter(|floor| resumed < floor.offset) {
+            // A failed commit of the floor's own membership may have landed after it and
+            // overwritten it, as in Kafka. Then the group's offset is lower from now on.
             let late = commits
                 .unknown
                 .get(&partition)
-                .is_some_and(|offsets| offsets.contains(&resumed));
-            (commits.attempted.get(&partition).copied(), late)
-        };
-        // A commit with an unknown outcome may arrive after newer ones and overwrite
-        // them, as in Kafka; resuming at its offset is no lost commit.
-        if let Some(floor) = floor.filter(|floor| resumed < *floor && !late) {
-            self.violation(format!(
-                "p{process} resumed partition {partition} at offset {resumed}, below the commit of offset {floor} acknowledged before it"
-            ));
+                .is_some_and(|failed| failed.contains(&(resumed, floor.membership.clone())));
+            if late {
+                let current = commits.acknowledged.get_mut(&partition);
+                if let Some(current) = current.filter(|current| current.offset == floor.offset) {
+                    current.offset = resumed;
+                }
+            } else {
+                self.violation(format!(
+                    "p{process} resumed partition {partition} at offset {resumed}, below the commit of offset {} acknowledged before it",
+                    floor.offset
+                ));
+            }
         }
+        let tried = commits.attempted.get(&partition).copied();
+        drop(commits);
         let ceiling = tried.unwrap_or(0).max(own_position.unwrap_or(0));
         if resumed > ceiling {
             self.violation(format!(

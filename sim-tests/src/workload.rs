@@ -27,7 +27,7 @@ use kafka_protocol::error::ResponseError;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::invariants::Invariants;
+use crate::invariants::{Commit, Invariants};
 use crate::swarm::SimConfig;
 use crate::trace::Trace;
 
@@ -299,7 +299,13 @@ impl Workload {
 
     /// Checks each partition of the member's new assignment once its position is known:
     /// the first offset it read there, or its position when it read nothing yet.
-    fn check_resumed(&self, member: &mut Member, consumer: &Consumer, records: &[Record], floor: &BTreeMap<i32, i64>) {
+    fn check_resumed(
+        &self,
+        member: &mut Member,
+        consumer: &Consumer,
+        records: &[Record],
+        floor: &BTreeMap<i32, Commit>,
+    ) {
         let mut checked = Vec::new();
         for (partition, own_position) in &member.resuming {
             let Some(position) = consumer.position(TOPIC, *partition) else {
@@ -311,13 +317,8 @@ impl Workload {
                 .map(|record| record.offset)
                 .min()
                 .unwrap_or(position);
-            self.invariants.check_resume(
-                member.process,
-                *partition,
-                resumed,
-                floor.get(partition).copied(),
-                *own_position,
-            );
+            self.invariants
+                .check_resume(member.process, *partition, resumed, floor.get(partition), *own_position);
             checked.push(*partition);
         }
         for partition in checked {
@@ -328,6 +329,7 @@ impl Workload {
     /// Commits the member's positions and notes the outcome.
     async fn commit(&self, process: Process, consumer: &mut Consumer) {
         let offsets = known_positions(consumer);
+        let membership = membership_of(consumer);
         let listed: Vec<String> = offsets
             .iter()
             .map(|(partition, offset)| format!("{partition}@{offset}"))
@@ -335,7 +337,7 @@ impl Workload {
         self.invariants.commit_started(&offsets);
         match consumer.commit().await {
             Ok(()) => {
-                self.invariants.commit_acknowledged(&offsets);
+                self.invariants.commit_acknowledged(&offsets, &membership);
                 self.trace.note(format!("p{process} committed {}", listed.join(" ")));
             }
             Err(error) => {
@@ -346,7 +348,7 @@ impl Workload {
                     code != ResponseError::CoordinatorNotAvailable && code != ResponseError::NotCoordinator
                 });
                 if !rejected {
-                    self.invariants.commit_unknown(&offsets);
+                    self.invariants.commit_unknown(&offsets, &membership);
                 }
                 self.trace
                     .note(format!("p{process} commit of {} failed: {error}", listed.join(" ")));

@@ -242,6 +242,10 @@ impl Consumer {
         let membership = self.membership.lock().await;
         let (member_id, generation) = (membership.member_id.clone(), membership.generation);
         drop(membership);
+        if member_id.is_empty() && !self.subscription.is_empty() {
+            self.rejoin_needed.store(true, Ordering::SeqCst);
+            return Err(not_a_member(&group));
+        }
         if member_id.is_empty() {
             self.admin.commit_offsets(&group, &offsets).await?;
         } else {
@@ -269,6 +273,8 @@ impl Consumer {
         self.last_commit = Some(now());
         let cluster = self.cluster.clone();
         let membership = self.membership.clone();
+        let subscribed = !self.subscription.is_empty();
+        let rejoin_needed = self.rejoin_needed.clone();
         tokio::spawn(async move {
             let (member_id, generation) = {
                 let membership = membership.lock().await;
@@ -276,6 +282,10 @@ impl Consumer {
             };
             if offsets.is_empty() {
                 return Ok(());
+            }
+            if member_id.is_empty() && subscribed {
+                rejoin_needed.store(true, Ordering::SeqCst);
+                return Err(not_a_member(&group));
             }
             if member_id.is_empty() {
                 return Admin::new(cluster).commit_offsets(&group, &offsets).await;
@@ -535,10 +545,6 @@ impl Consumer {
             // partitions on already: they are lost, not owned.
             self.drop_lost_partitions();
         }
-        let metadata = assignment::encode_subscription(&Subscription {
-            topics: self.subscription.clone(),
-            owned: self.positions.keys().cloned().collect(),
-        });
         for assignor in &self.config.assignors {
             if assignor != RANGE && assignor != COOPERATIVE_STICKY {
                 return Err(ClientError::InvalidArgument(format!(
@@ -546,16 +552,7 @@ impl Consumer {
                 )));
             }
         }
-        let protocols: Vec<JoinGroupRequestProtocol> = self
-            .config
-            .assignors
-            .iter()
-            .map(|name| {
-                JoinGroupRequestProtocol::default()
-                    .with_name(text(name))
-                    .with_metadata(metadata.clone())
-            })
-            .collect();
+        let mut protocols = self.join_protocols();
 
         let joined = loop {
             let request = JoinGroupRequest::default()
@@ -573,6 +570,9 @@ impl Consumer {
             }
             if response.error_code == ResponseError::UnknownMemberId.code() {
                 member_id.clear();
+                // The member claims no partition of the membership that ended.
+                self.drop_lost_partitions();
+                protocols = self.join_protocols();
                 continue;
             }
             check(|| format!("joining group {group:?}"), response.error_code, None)?;
@@ -631,6 +631,8 @@ impl Consumer {
             .with_assignments(assignments);
         let (synced, _) = self.send_long(&coordinator, request, 0, 4).await?;
         if synced.error_code == ResponseError::RebalanceInProgress.code() {
+            // The next join goes in as the member that this JoinGroup made.
+            self.membership.lock().await.member_id = member_id;
             self.rejoin_needed.store(true, Ordering::SeqCst);
             return Ok(());
         }
@@ -699,6 +701,24 @@ impl Consumer {
         Ok(())
     }
 
+    /// Returns the JoinGroup protocols: every configured assignor, each with the
+    /// subscription and the partitions this member owns.
+    fn join_protocols(&self) -> Vec<JoinGroupRequestProtocol> {
+        let metadata = assignment::encode_subscription(&Subscription {
+            topics: self.subscription.clone(),
+            owned: self.positions.keys().cloned().collect(),
+        });
+        self.config
+            .assignors
+            .iter()
+            .map(|name| {
+                JoinGroupRequestProtocol::default()
+                    .with_name(text(name))
+                    .with_metadata(metadata.clone())
+            })
+            .collect()
+    }
+
     /// Forgets the positions of every partition of a membership that ended, as Kafka's
     /// consumer does for lost partitions: the next owner of each resumes from the group's
     /// committed offset, not from this member's position, which may lie behind it.
@@ -744,6 +764,16 @@ impl Consumer {
         }
         result
     }
+}
+
+/// Returns the error of a commit by a subscribed member that is not in the group, because
+/// its positions may belong to another member by now.
+fn not_a_member(group: &str) -> ClientError {
+    ClientError::broker(
+        format!("committing offsets of group {group:?}"),
+        ResponseError::UnknownMemberId.code(),
+        Some("this member is not in the group; poll to join it again, then commit".to_string()),
+    )
 }
 
 async fn run_heartbeats(
