@@ -387,7 +387,7 @@ fn lost_membership_drops_positions() {
         // when others committed the partition after the membership ended.
         member.seek("lost", 0, 3);
 
-        // The coordinator forgets the member, as a restarted coordinator does.
+        // The coordinator removes the member, as a restarted coordinator loses it.
         let old = member.membership().expect("joined").0.to_string();
         let leave = kafka_protocol::messages::LeaveGroupRequest::default()
             .with_group_id(kafka_protocol::messages::GroupId("losers".into()))
@@ -399,8 +399,8 @@ fn lost_membership_drops_positions() {
         let (left, _) = cluster.send_to(&coordinator, leave, 3, 4).await.expect("leave");
         assert_eq!(left.error_code, 0);
 
-        // A rejected commit tells the member that its membership ended, so that its next
-        // poll joins again before it fetches.
+        // The rejected commit marks the membership as ended, so the member's next poll
+        // joins again before it fetches.
         let rejected = member.commit().await.expect_err("the coordinator forgot the member");
         assert_eq!(
             rejected.kafka_error(),
@@ -426,6 +426,57 @@ fn lost_membership_drops_positions() {
             "a new membership starts from the committed offset, not the old position"
         );
         assert_eq!(member.position("lost", 0), Some(10));
+    });
+}
+
+#[test]
+fn cancelled_join_is_retried() {
+    run(async {
+        let broker = start_broker().await;
+        let cluster = cluster(&broker).await;
+        Admin::new(cluster.clone())
+            .create_topic("cancel", 2, &BTreeMap::new())
+            .await
+            .expect("create");
+        let config = ConsumerConfig {
+            group_id: Some("cancellers".to_string()),
+            offset_reset: OffsetReset::Earliest,
+            heartbeat_interval: Duration::from_millis(100),
+            // The broker's minimum, because the cancelled join's member leaves the group
+            // only when its session times out.
+            session_timeout: Duration::from_secs(6),
+            rebalance_timeout: Duration::from_secs(10),
+            ..ConsumerConfig::default()
+        };
+        let mut first = Consumer::new(cluster.clone(), config.clone());
+        first.subscribe(&["cancel".to_string()]).expect("subscribe");
+        let (first, _) = poll_until(first, |assigned| assigned.len() == 2).await;
+
+        // The coordinator delays the second member's JoinGroup until the first member
+        // rejoins, which it does only when it polls, so the timeout drops the join.
+        let mut second = Consumer::new(cluster.clone(), config);
+        second.subscribe(&["cancel".to_string()]).expect("subscribe");
+        let cancelled = tokio::time::timeout(Duration::from_millis(300), second.poll(Duration::from_millis(50))).await;
+        assert!(cancelled.is_err(), "the join should wait for the first member");
+
+        let counts = Arc::new(std::sync::Mutex::new([0usize; 2]));
+        let poll_both = |mut consumer: Consumer, slot: usize, counts: Arc<std::sync::Mutex<[usize; 2]>>| async move {
+            for _ in 0..200 {
+                let _ = consumer.poll(Duration::from_millis(50)).await;
+                let mut shared = counts.lock().unwrap();
+                shared[slot] = consumer.assignment().len();
+                if *shared == [1, 1] {
+                    break;
+                }
+            }
+            consumer
+        };
+        let first_task = tokio::spawn(poll_both(first, 0, counts.clone()));
+        let second_task = tokio::spawn(poll_both(second, 1, counts.clone()));
+        let first = first_task.await.expect("first member");
+        let second = second_task.await.expect("second member");
+        assert_eq!(first.assignment().len(), 1);
+        assert_eq!(second.assignment().len(), 1, "the second member never joined again");
     });
 }
 

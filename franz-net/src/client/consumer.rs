@@ -522,22 +522,14 @@ impl Consumer {
         Ok(offsets.get(&partition).copied().unwrap_or(0))
     }
 
-    /// Joins the group and takes the assignment the leader computed. When the join fails,
-    /// the next poll tries again: the old membership's heartbeats have stopped already.
+    /// Joins the group and takes the assignment the leader computed. The rejoin flag
+    /// stays set until the SyncGroup succeeds, so the next poll tries again after a join
+    /// that failed or whose future was dropped, because the old heartbeats are stopped.
     async fn join_group(&mut self) -> Result<()> {
-        let joined = self.try_join_group().await;
-        if joined.is_err() {
-            self.rejoin_needed.store(true, Ordering::SeqCst);
-        }
-        joined
-    }
-
-    async fn try_join_group(&mut self) -> Result<()> {
         let group = self.config.group_id.clone().expect("joining needs a group id");
         if let Some(heartbeat) = self.heartbeat.take() {
             heartbeat.abort();
         }
-        self.rejoin_needed.store(false, Ordering::SeqCst);
         let coordinator = self.cluster.coordinator(&group).await?;
         let mut member_id = self.membership.lock().await.member_id.clone();
         if member_id.is_empty() {
@@ -637,6 +629,7 @@ impl Consumer {
             return Ok(());
         }
         check(|| format!("syncing group {group:?}"), synced.error_code, None)?;
+        self.rejoin_needed.store(false, Ordering::SeqCst);
         let assigned = assignment::decode_assignment(&synced.assignment).map_err(|message| ClientError::Protocol {
             address: coordinator.clone(),
             api: "SyncGroup",
@@ -742,16 +735,17 @@ impl Consumer {
         min: i16,
         max: i16,
     ) -> Result<(R::Response, i16)> {
-        if self
-            .group_connection
-            .as_ref()
-            .is_none_or(|connection| connection.address() != address)
-        {
-            let client_id = &self.cluster.config().client_id;
-            self.group_connection = Some(super::connection::Connection::connect(address, client_id).await?);
-        }
+        // The connection is taken out while a request is on it. When the caller drops the
+        // future, the connection is dropped too, so a late response never reaches the
+        // next request.
+        let mut connection = match self.group_connection.take() {
+            Some(connection) if connection.address() == address => connection,
+            _ => {
+                let client_id = &self.cluster.config().client_id;
+                super::connection::Connection::connect(address, client_id).await?
+            }
+        };
         let limit = self.config.rebalance_timeout + Duration::from_secs(5);
-        let connection = self.group_connection.as_mut().expect("connected above");
         let result = match tokio::time::timeout(limit, connection.send(request, min, max)).await {
             Ok(result) => result,
             Err(_) => Err(ClientError::Timeout {
@@ -759,8 +753,8 @@ impl Consumer {
                 timeout_ms: limit.as_millis() as u64,
             }),
         };
-        if result.is_err() {
-            self.group_connection = None;
+        if result.is_ok() {
+            self.group_connection = Some(connection);
         }
         result
     }
