@@ -1,4 +1,4 @@
-//! What clients observed: a history of operations, each an invocation followed by one
+//! The history of what clients observed: operations, each an invocation followed by one
 //! completion from the same process.
 //!
 //! The model is the one of Jepsen's Kafka workload. A key is a partition of the workload's
